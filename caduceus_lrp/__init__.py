@@ -1,0 +1,1 @@
+"""caduceus-lrp: fine-tune Caduceus on regulatory genomics data and explain what it relies on."""
