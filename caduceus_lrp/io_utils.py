@@ -13,11 +13,15 @@ __all__ = ["atomic_path"]
 def atomic_path(path):
     """Yield a temporary path in the destination's folder; on success rename it to `path`.
 
+    The temporary name keeps `path`'s suffix, so writers that infer the format from it
+    (matplotlib, numpy) write the right format.
+
     On an exception the temporary file is removed and an existing `path` is left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
+                               dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
