@@ -39,6 +39,13 @@ def _compute_dtype(x):
     return torch.promote_types(x.dtype, torch.float32)
 
 
+def add_residual(h, residual):
+    """h + residual in (at least) float32, as the official fused add; h alone in layer 0."""
+    if residual is None:
+        return h
+    return h.to(_compute_dtype(h)) + residual.to(_compute_dtype(h))
+
+
 @dataclass
 class CaduceusOutput:
     last_hidden_state: torch.Tensor              # (b, l, hidden_size)
@@ -181,7 +188,7 @@ class Block(nn.Module):
 
     def forward(self, h, residual):
         """h, residual: (b, l, hidden) (residual None in layer 0) -> (h, residual)."""
-        s = h if residual is None else h.to(_compute_dtype(h)) + residual.to(_compute_dtype(h))
+        s = add_residual(h, residual)
         if self.swap_halves:
             s = torch.cat(s.chunk(2, dim=-1)[::-1], dim=-1)
         residual = s if self.residual_in_fp32 else s.to(h.dtype)
@@ -246,20 +253,25 @@ class CaduceusMixerModel(nn.Module):
         self.gradient_checkpointing = False
 
     def run_layers(self, h, residual=None, layers=None, output_hidden_states=False):
-        """Run `layers` (default all) from (h, residual); returns (h, residual, hidden list)."""
+        """Run `layers` (default all) from (h, residual); returns (h, residual, hidden list).
+
+        With `gradient_checkpointing` (and grad enabled) each layer is recomputed in backward and
+        only its input sum h + residual is kept: one (b, l, hidden) tensor per layer.
+        """
         hidden = []
         for layer in self.layers if layers is None else layers:
             if output_hidden_states:
                 hidden.append(h)
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                h, residual = checkpoint(layer, h, residual, use_reentrant=False)
+                h, residual = checkpoint(layer, add_residual(h, residual), None,
+                                         use_reentrant=False)
             else:
                 h, residual = layer(h, residual)
         return h, residual, hidden
 
     def final_norm(self, h, residual):
         """The final add + norm (no half swap) -> (b, l, hidden) in h's dtype."""
-        s = h if residual is None else h.to(_compute_dtype(h)) + residual.to(_compute_dtype(h))
+        s = add_residual(h, residual)
         out = rc_norm(self.norm_f, s) if self.rcps else self.norm_f(s)
         return out.to(h.dtype)
 
