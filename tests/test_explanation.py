@@ -1,0 +1,160 @@
+"""explain(): the method registry against direct computations, the result's diagnostics, input
+checks, the model left as it was, and the per-task files TF-MoDISco reads."""
+import numpy as np
+import pytest
+import torch
+from test_lrp import classifier, onehot
+
+from caduceus_lrp import explanation_model
+from caduceus_lrp.data import SequenceDataset
+from caduceus_lrp.epi_head import rc_onehot
+from caduceus_lrp.errors import InputError
+from caduceus_lrp.explanation_model import METHODS, as_onehot, explain, write_attributions
+from caduceus_lrp.sequence import one_hot_to_strings, tokens
+
+
+@pytest.fixture(scope="module")
+def ps():
+    model = classifier(rcps=True)
+    model.task_names = ["a", "b", "c"]
+    return model
+
+
+def gradient(model, x, target):
+    x = x.clone().requires_grad_(True)
+    return torch.autograd.grad(model(onehot=x)[:, target].sum(), x)[0]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_keeps_the_contract(ps, method):
+    x = onehot(b=3, l=16)
+    options = {"n_steps": 4} if method == "integrated_gradients" else {}
+    r = explain(ps, x, target="b", method=method, batch_size=2, **options)
+    assert r.target == 1 and r.observed.shape == r.hypothetical.shape == (3, 16, 4)
+    np.testing.assert_allclose(r.hypothetical.sum(-1), 0, atol=1e-12)        # centred
+    with torch.no_grad():
+        np.testing.assert_allclose(r.logits, ps(onehot=x)[:, 1].numpy(), rtol=1e-12)
+    if method != "saliency":                                                   # on the observed base
+        assert np.all(r.observed[x.numpy() == 0] == 0)
+    assert (r.bias_relevance is not None) == (method == "lrp")
+
+
+def test_gradient_methods_equal_autograd(ps):
+    x = onehot(b=3, l=16)
+    g = gradient(ps, x, 2).numpy()
+    centred = g - g.mean(-1, keepdims=True)
+    sal, gxi, cor = (explain(ps, x, 2, method=m) for m in ("saliency", "grad_x_input", "corrected"))
+    np.testing.assert_allclose(sal.observed, g, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(gxi.observed, x.numpy() * g, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cor.observed, x.numpy() * centred, rtol=1e-12, atol=1e-14)
+    for r in (sal, gxi, cor):
+        np.testing.assert_allclose(r.hypothetical, centred, rtol=1e-12, atol=1e-14)
+
+
+def test_lrp_diagnostics(ps):
+    x = onehot(b=3, l=16)
+    r = explain(ps, x, target=0, check_rc=True)
+    assert r.conservation_residual.shape == (3,)
+    np.testing.assert_allclose(r.conservation_residual, 0, atol=1e-12)
+    assert r.conservation_error.max() <= 1e-12 and r.rc_residual.max() <= 1e-10
+    np.testing.assert_allclose(r.logits - r.observed.sum((1, 2)) - r.bias_relevance,
+                               r.conservation_residual)
+
+
+def test_ism_against_single_mutants(ps):
+    x = onehot(b=2, l=12)
+    r = explain(ps, x, target=1, method="ism", batch_size=7)
+    effects = r.hypothetical + 0.0
+    with torch.no_grad():
+        ref = ps(onehot=x)[:, 1]
+        for i, pos, base in [(0, 3, 2), (1, 11, 0), (1, 0, 3)]:
+            mutant = x[i:i + 1].clone()
+            mutant[0, pos] = torch.eye(4, dtype=x.dtype)[base]
+            delta = (ps(onehot=mutant)[0, 1] - ref[i]).item()
+            # the centred score differences between bases are the substitution effects
+            obs = int(x[i, pos].argmax())
+            assert effects[i, pos, base] - effects[i, pos, obs] == pytest.approx(delta, abs=1e-12)
+    # observed = minus the mean effect of the 4 bases at the observed base
+    np.testing.assert_allclose(r.observed.sum(-1), (x.numpy() * r.hypothetical).sum(-1))
+
+
+@pytest.mark.parametrize("baseline", ["N", "shuffle"])
+def test_integrated_gradients_completeness(ps, baseline):
+    x = onehot(b=2, l=16)
+    r = explain(ps, x, target=0, method="integrated_gradients", baseline=baseline, n_steps=100)
+    x0 = explanation_model._baseline(x, baseline, seed=0)
+    if baseline == "shuffle":  # same letters, dinucleotide counts kept
+        assert torch.equal(x0.sum(1), x.sum(1)) and not torch.equal(x0, x)
+    with torch.no_grad():
+        gap = (ps(onehot=x)[:, 0] - ps(onehot=x0)[:, 0]).numpy()
+    np.testing.assert_allclose(r.observed.sum((1, 2)), gap, rtol=1e-3, atol=1e-4)
+
+
+def test_strings_equal_onehot_and_rc_equivariance_of_gradients(ps):
+    x = onehot(b=2, l=10)
+    strings = one_hot_to_strings(x.numpy())
+    a, b = explain(ps, x, 1, method="corrected"), explain(ps, strings, 1, method="corrected")
+    np.testing.assert_array_equal(a.observed, b.observed.astype(a.observed.dtype))
+    rc = explain(ps, rc_onehot(x), 1, method="corrected")
+    np.testing.assert_allclose(rc.observed, a.observed[:, ::-1, ::-1], atol=1e-12)
+
+
+def test_batch_size_does_not_change_results(ps):
+    x = onehot(b=5, l=12)
+    a, b = explain(ps, x, batch_size=5), explain(ps, x, batch_size=2)
+    np.testing.assert_allclose(a.observed, b.observed, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(a.bias_relevance, b.bias_relevance, rtol=1e-12)
+
+
+def test_model_comes_back_as_it_was(ps, monkeypatch):
+    monkeypatch.setattr(explanation_model, "LONG_INPUT", 8)  # take the long-input path
+    x = onehot(b=2, l=12)
+    ps.train()
+    try:
+        recomputed = explain(ps, x)
+        assert ps.training and not ps.backbone.backbone.gradient_checkpointing
+        assert all(p.grad is None for p in ps.parameters())
+    finally:
+        ps.eval()
+    monkeypatch.setattr(explanation_model, "LONG_INPUT", 10 ** 9)
+    plain = explain(ps, x)
+    np.testing.assert_allclose(recomputed.observed, plain.observed, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "deeplift"}, "--method: unknown method 'deeplift'"),
+    ({"target": "zz"}, "--task: unknown task 'zz'; the model has a, b, c"),
+    ({"target": 3}, "task index 3 is out of range"),
+    ({"X": np.ones((2, 5, 4))}, "not one-hot"),
+    ({"X": np.zeros((2, 5))}, "expected one-hot of shape"),
+    ({"X": ["ACGT", "ACG"]}, "lengths differ"),
+    ({"method": "integrated_gradients", "baseline": "zeros"}, "unknown baseline 'zeros'"),
+])
+def test_bad_input_is_named(ps, kwargs, message):
+    args = {"X": onehot(b=2, l=5), **kwargs}
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        explain(ps, **args)
+
+
+def test_length_check():
+    with pytest.raises(InputError, match="length 5, but the model was trained on 200-bp"):
+        as_onehot(np.zeros((1, 5, 4)), length=200)
+
+
+def test_write_attributions_for_modisco(ps, tmp_path):
+    seqs = one_hot_to_strings(onehot(b=6, l=14, seed=4).numpy())
+    labels = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]])
+    split = np.array(["test", "test", "test", "train", "test", "test"])
+    ds = SequenceDataset(tokens(seqs), labels, ["a", "b", "c"], split, [f"s{i}" for i in range(6)])
+    results = write_attributions(ps, ds, tmp_path, progress=False)
+    assert sorted(results) == ["a", "b"]                      # c has no positive test sequence
+    ohe = np.load(tmp_path / "a" / "ohe.npz")["arr_0"]
+    hyp = np.load(tmp_path / "a" / "hyp.npz")["arr_0"]
+    expected = ds.one_hot()[[0, 2, 4, 5]]
+    assert ohe.shape == hyp.shape == (4, 4, 14)
+    np.testing.assert_array_equal(ohe, expected.transpose(0, 2, 1))
+    np.testing.assert_allclose(hyp.sum(1), 0, atol=1e-12)
+    direct = explain(ps, expected, target="a")
+    np.testing.assert_allclose(hyp, direct.hypothetical.transpose(0, 2, 1), rtol=1e-12, atol=1e-14)
+    assert np.load(tmp_path / "b" / "ohe.npz")["arr_0"].shape == (2, 4, 14)
+    assert not (tmp_path / "c").exists()
