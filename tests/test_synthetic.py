@@ -1,0 +1,129 @@
+"""The embedded dataset: files and columns, ground truth that matches the sequences and labels,
+the planting statistics of the defaults, determinism, JASPAR matrices, bad input."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from caduceus_lrp.errors import InputError
+from caduceus_lrp.sequence import reverse_complement
+from caduceus_lrp.synthetic import (COOPERATIVE_TASK, GROUND_TRUTH_COLUMNS, TASK_MOTIFS, TASKS,
+                                    SyntheticConfig, load_ground_truth, make_synthetic, motif_ppms)
+
+NAMES = {"CTCF": "CTCF", "GATA1": "GATA1", "TAL1": "TAL1::TCF3", "SPI1": "Spi1", "CEBPB": "CEBPB",
+         "decoy": "HNF4A"}
+
+
+@pytest.fixture(scope="module")
+def default_data(tmp_path_factory):
+    """(table, ground truth) of the default configuration."""
+    table, truth = make_synthetic(SyntheticConfig(), tmp_path_factory.mktemp("syn"))
+    return pd.read_csv(table, sep="\t"), load_ground_truth(truth)
+
+
+def test_files_columns_and_split(default_data):
+    table, truth = default_data
+    assert list(table.columns) == ["id", "sequence", *TASKS, "split"]
+    assert list(truth.columns) == GROUND_TRUTH_COLUMNS
+    assert len(table) == 6000 and table["id"].is_unique
+    assert (table["sequence"].str.len() == 200).all()
+    assert set("".join(table["sequence"])) == set("ACGT")
+    assert table["split"].value_counts().to_dict() == {"train": 4800, "val": 600, "test": 600}
+    assert dict(zip(truth["task"], truth["motif_name"])).items() <= NAMES.items()
+    assert set(truth["task"]) == set(NAMES)
+
+
+def test_ground_truth_sites_lie_in_the_sequences_without_overlap(default_data):
+    table, truth = default_data
+    widths = {name: len(ppm) for name, ppm in motif_ppms().items()}
+    assert ((truth["end"] - truth["start"]) == truth["motif_name"].map(widths)).all()
+    assert (truth["start"] >= 0).all() and (truth["end"] <= 200).all()
+    for _, sites in truth.groupby("id"):
+        sites = sites.sort_values("start")
+        assert (sites["start"].to_numpy()[1:] >= sites["end"].to_numpy()[:-1]).all()
+
+
+def test_labels_are_the_planted_motifs(default_data):
+    table, truth = default_data
+    planted = truth.groupby("task")["id"].agg(set)
+    for task in TASK_MOTIFS:
+        np.testing.assert_array_equal(table[task], table["id"].isin(planted[task]).astype(int))
+    both = planted["GATA1"] & planted["TAL1"]
+    np.testing.assert_array_equal(table[COOPERATIVE_TASK], table["id"].isin(both).astype(int))
+
+
+def test_default_planting_statistics(default_data):
+    table, truth = default_data
+    assert 0.35 <= (table[TASKS].sum(axis=1) == 0).mean() <= 0.45
+    for task in TASK_MOTIFS:
+        assert 0.15 <= table[task].mean() <= 0.25
+    assert 0.06 <= table[COOPERATIVE_TASK].mean() <= 0.12
+    assert 0.25 <= truth.loc[truth["task"] == "decoy", "id"].nunique() / len(table) <= 0.35
+    sites = truth.groupby(["id", "task"]).size()
+    assert set(sites) == {1, 2}
+    background = np.ones((len(table), 200), dtype=bool)
+    row = {id_: i for i, id_ in enumerate(table["id"])}
+    for id_, start, end in zip(truth["id"], truth["start"], truth["end"]):
+        background[row[id_], start:end] = False
+    letters = np.array([list(s) for s in table["sequence"]])[background]
+    assert abs(np.isin(letters, ["C", "G"]).mean() - 0.41) < 0.005
+
+
+def test_default_sites_are_drawn_from_the_pwm(default_data):
+    table, truth = default_data
+    seqs = dict(table[["id", "sequence"]].to_numpy())
+    for name, ppm in motif_ppms().items():
+        sites = truth[truth["motif_name"] == name]
+        counts = np.zeros_like(ppm)
+        for id_, start, end, strand in sites[["id", "start", "end", "strand"]].to_numpy():
+            site = seqs[id_][start:end]
+            site = site if strand == "+" else reverse_complement(site)
+            counts[np.arange(len(site)), ["ACGT".index(c) for c in site]] += 1
+        # binomial standard error at these counts (> 1,000 sites) is below 0.016
+        np.testing.assert_allclose(counts / len(sites), ppm, atol=0.06)
+
+
+def test_sites_follow_strand_and_consensus(tmp_path):
+    table, truth = make_synthetic(SyntheticConfig(n_sequences=300, consensus_bias=1000.0), tmp_path)
+    seqs = dict(pd.read_csv(table, sep="\t")[["id", "sequence"]].to_numpy())
+    consensus = {name: "".join("ACGT"[i] for i in ppm.argmax(axis=1)) for name, ppm in motif_ppms().items()}
+    truth = load_ground_truth(truth)
+    assert set(truth["strand"]) == {"+", "-"}
+    for id_, name, start, end, strand in truth[["id", "motif_name", "start", "end", "strand"]].to_numpy():
+        site = seqs[id_][start:end]
+        assert (site if strand == "+" else reverse_complement(site)) == consensus[name]
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    paths = [make_synthetic(SyntheticConfig(n_sequences=200, seed=s), tmp_path / str(k))
+             for k, s in enumerate([5, 5, 6])]
+    same = [p.read_bytes() for p in paths[0]] == [p.read_bytes() for p in paths[1]]
+    assert same and paths[0][0].read_bytes() != paths[2][0].read_bytes()
+
+
+def test_motif_ppms_are_the_jaspar_matrices():
+    from pyjaspar import jaspardb
+
+    ppms = motif_ppms()
+    assert set(ppms) == set(NAMES.values())
+    db = jaspardb(release="JASPAR2024")
+    for task, matrix_id in [*TASK_MOTIFS.items(), ("decoy", "MA1494.2")]:
+        motif = db.fetch_motif_by_id(matrix_id)
+        counts = np.array([motif.counts[b] for b in "ACGT"]).T
+        np.testing.assert_allclose(ppms[NAMES[task]], counts / counts.sum(axis=1, keepdims=True))
+    assert ppms["CTCF"].shape == (15, 4)
+    ppms["CTCF"][:] = 0
+    assert motif_ppms()["CTCF"].sum() == pytest.approx(15)
+
+
+def test_bad_configurations_and_ground_truth_files(tmp_path):
+    with pytest.raises(ValueError, match="motif_prob must lie in"):
+        SyntheticConfig(motif_prob=1.5)
+    with pytest.raises(ValueError, match="cannot hold 2 sites of every motif"):
+        make_synthetic(SyntheticConfig(seq_len=100), tmp_path)
+    bad = tmp_path / "truth.tsv"
+    bad.write_text("id\ttask\tstart\nx\tCTCF\t3\n")
+    with pytest.raises(InputError, match="truth.tsv: line 1: expected columns id, task, motif_id"):
+        load_ground_truth(bad)
+    bad.write_text("")
+    with pytest.raises(InputError, match="truth.tsv: empty file"):
+        load_ground_truth(bad)
