@@ -83,12 +83,12 @@ def tokens_to_one_hot(tok):
 
 
 def one_hot(seqs):
-    """One-hot (b, l, 4) float32 of a str, a list of equal-length str, or a uint8 token array (b, l).
+    """One-hot (b, l, 4) float32 of a str, a list of equal-length str, or a token array (b, l).
 
     Strings go through one 256-entry table indexed by their bytes: A/a, C/c, G/g, T/t set one
     column, every other byte (N, IUPAC codes) gives the all-zero row.
     """
-    if isinstance(seqs, np.ndarray) and seqs.dtype == np.uint8:
+    if isinstance(seqs, np.ndarray) and np.issubdtype(seqs.dtype, np.integer):
         return tokens_to_one_hot(seqs)
     return np.take(_BYTE_ONE_HOT, _as_bytes(seqs), axis=0)
 

@@ -29,7 +29,7 @@ def test_tokens_and_one_hot_match_a_per_letter_reference():
     assert x.dtype == np.float32 and x.shape == (20, 57, 4)
     np.testing.assert_array_equal(x, np.array(expected_rows, dtype=np.float32))
     np.testing.assert_array_equal(one_hot(tok), x)
-    np.testing.assert_array_equal(tokens_to_one_hot(tok.astype(np.int64)), x)
+    np.testing.assert_array_equal(one_hot(tok.astype(np.int64)), x)
 
 
 def test_a_single_string_is_one_sequence_and_other_bytes_are_n():
