@@ -52,7 +52,7 @@ def first_invalid(seq):
 def _as_bytes(seqs):
     """A str or a list of equal-length str -> (b, l) uint8 of their bytes (non-ASCII -> '?')."""
     if isinstance(seqs, str):
-        seqs = [seqs]
+        return np.frombuffer(seqs.encode("ascii", "replace"), dtype=np.uint8).reshape(1, -1)
     lengths = {len(s) for s in seqs}
     if len(lengths) > 1:
         raise ValueError(f"sequences have different lengths ({min(lengths)} to {max(lengths)}); "
@@ -77,20 +77,67 @@ def _check_tokens(tok):
     return tok
 
 
-def tokens_to_one_hot(tok):
-    """Tokens (b, l) -> one-hot (b, l, 4) float32 over A, C, G, T; N is all zeros."""
-    return np.take(_TOKEN_ONE_HOT, _check_tokens(tok), axis=0)
+_FAST_GATHER_MIN = 1 << 16  # below this many positions np.take is as fast as the kernel
 
 
-def one_hot(seqs):
-    """One-hot (b, l, 4) float32 of a str, a list of equal-length str, or a token array (b, l).
+def _gather_rows_ref(table, codes):
+    """table (256, 4), codes (b, l) uint8 -> table[codes] (b, l, 4): the reference gather."""
+    return np.take(table, codes, axis=0)
+
+
+def _gather_rows(table, codes):
+    """table[codes] like `_gather_rows_ref`, fast for long inputs: each 4-entry row is moved as
+    one or a few machine words by a compiled loop (numba, cached on disk), with no (b, l) index
+    array of intp."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    row_bytes = table.dtype.itemsize * 4
+    if codes.size < _FAST_GATHER_MIN or row_bytes % 4:
+        return _gather_rows_ref(table, codes)
+    word = np.uint32 if row_bytes == 4 else np.uint64
+    words = np.ascontiguousarray(table).view(word)                     # (256, k)
+    out = np.empty(codes.size * words.shape[1], dtype=word)
+    _gather_kernel()(codes.reshape(-1), words.reshape(-1), words.shape[1], out)
+    return out.view(table.dtype).reshape(*codes.shape, 4)
+
+
+def _gather_kernel():
+    global _GATHER
+    if _GATHER is None:
+        import numba
+
+        @numba.njit(cache=True, nogil=True)
+        def gather(codes, words, k, out):  # out[i*k + j] = words[codes[i]*k + j]
+            if k == 1:
+                for i in range(codes.shape[0]):
+                    out[i] = words[codes[i]]
+                return
+            for i in range(codes.shape[0]):
+                c = codes[i] * k
+                for j in range(k):
+                    out[i * k + j] = words[c + j]
+
+        _GATHER = gather
+    return _GATHER
+
+
+_GATHER = None
+
+
+def tokens_to_one_hot(tok, dtype=np.float32):
+    """Tokens (b, l) -> one-hot (b, l, 4) over A, C, G, T (float32 by default); N is all zeros."""
+    return _gather_rows(_TOKEN_ONE_HOT.astype(dtype, copy=False), _check_tokens(tok).astype(np.uint8))
+
+
+def one_hot(seqs, dtype=np.float32):
+    """One-hot (b, l, 4) of a str, a list of equal-length str, or a token array (b, l);
+    float32 by default, any numpy dtype (e.g. np.int8 for a compact copy).
 
     Strings go through one 256-entry table indexed by their bytes: A/a, C/c, G/g, T/t set one
     column, every other byte (N, IUPAC codes) gives the all-zero row.
     """
     if isinstance(seqs, np.ndarray) and np.issubdtype(seqs.dtype, np.integer):
-        return tokens_to_one_hot(seqs)
-    return np.take(_BYTE_ONE_HOT, _as_bytes(seqs), axis=0)
+        return tokens_to_one_hot(seqs, dtype)
+    return _gather_rows(_BYTE_ONE_HOT.astype(dtype, copy=False), _as_bytes(seqs))
 
 
 def one_hot_to_tokens(x):

@@ -121,3 +121,17 @@ def test_first_invalid_finds_non_iupac_characters():
     assert first_invalid("ACGTNRYacgtnry") is None
     assert first_invalid("ACGT-A") == 4
     assert first_invalid("ACGU") == 3
+
+
+def test_fast_one_hot_equals_reference_for_long_inputs():
+    """The compiled gather (used from 65,536 positions on) against np.take, float32 and int8."""
+    from caduceus_lrp.sequence import _BYTE_ONE_HOT, _TOKEN_ONE_HOT, _as_bytes, _gather_rows_ref, tokens
+
+    rng = np.random.default_rng(3)
+    seqs = ["".join(rng.choice(list("ACGTNacgtRY"), size=40_000)) for _ in range(3)]
+    for dtype in (np.float32, np.int8, np.float64):
+        ref = _gather_rows_ref(_BYTE_ONE_HOT.astype(dtype), _as_bytes(seqs))
+        fast = one_hot(seqs, dtype)
+        assert fast.dtype == dtype and fast.shape == (3, 40_000, 4)
+        assert np.array_equal(fast, ref)
+        assert np.array_equal(one_hot(tokens(seqs), dtype), _gather_rows_ref(_TOKEN_ONE_HOT.astype(dtype), tokens(seqs)))
