@@ -8,18 +8,20 @@ reverse complement ("post-hoc conjoining"); training uses RC augmentation instea
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from .cnn import OneHotCNN
 from .config import CaduceusConfig
 from .errors import InputError
 from .io_utils import atomic_path
-from .model import Caduceus, flip_lc
+from .model import Caduceus, CaduceusForMaskedLM, flip_lc
 
 __all__ = ["POOLINGS", "EPIHead", "CaduceusClassifier", "save_finetuned", "load_finetuned",
-           "rc_onehot"]
+           "load_model", "read_checkpoint", "export_hf_folder", "rc_onehot"]
 
 
 def _pool_mean(h):
@@ -63,6 +65,8 @@ def rc_onehot(x):
 class CaduceusClassifier(nn.Module):
     """Caduceus backbone + EPI head. forward(input_ids=None, onehot=None) -> logits (b, t)."""
 
+    kind = "caduceus"
+
     def __init__(self, cfg: CaduceusConfig, n_tasks: int, pooling: str = "mean",
                  backbone: Caduceus | None = None):
         super().__init__()
@@ -95,15 +99,24 @@ class CaduceusClassifier(nn.Module):
             rc = self.backbone(input_ids=comp[input_ids].flip(-1)).last_hidden_state
         return 0.5 * (logits + self.head_logits(rc))
 
+    def checkpoint_fields(self) -> dict:
+        """Plain-data entries that rebuild this model in a checkpoint."""
+        return {"caduceus_config": self.config.to_dict(), "pooling": self.head.pooling}
 
-def save_finetuned(path, model: CaduceusClassifier, task_names, extra: dict | None = None):
-    """Write a checkpoint that loads with weights_only=True: state dict, model config, task names
-    and any plain-data `extra` (e.g. the training config and metrics). Atomic."""
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict) -> "CaduceusClassifier":
+        cfg = CaduceusConfig.from_dict(ckpt["caduceus_config"])
+        return cls(cfg, len(ckpt["task_names"]), ckpt["pooling"])
+
+
+def save_finetuned(path, model: nn.Module, task_names, extra: dict | None = None):
+    """Write a checkpoint that loads with weights_only=True: the model kind ("caduceus" or
+    "cnn"), state dict, model config, task names and any plain-data `extra` (e.g. the training
+    config and metrics). Atomic."""
     payload = {
-        "model": "caduceus",
+        "model": model.kind,
         "state_dict": model.state_dict(),
-        "caduceus_config": model.config.to_dict(),
-        "pooling": model.head.pooling,
+        **model.checkpoint_fields(),
         "task_names": list(task_names),
         "extra": extra or {},
     }
@@ -126,14 +139,15 @@ def read_checkpoint(path) -> dict:
     return ckpt
 
 
-def load_finetuned(path, device=None) -> CaduceusClassifier:
-    """Load a fine-tuned Caduceus classifier from `best_model.pt`, in eval mode.
-    The task names are on `model.task_names`."""
+def load_model(path, device=None) -> nn.Module:
+    """Load any trained model of this project (fine-tuned Caduceus or CNN baseline) from a
+    checkpoint, in eval mode. The task names are on `model.task_names`."""
     ckpt = read_checkpoint(path)
-    if ckpt["model"] != "caduceus":
-        raise InputError(f"{path}: holds a {ckpt['model']!r} model, not a fine-tuned Caduceus")
-    cfg = CaduceusConfig.from_dict(ckpt["caduceus_config"])
-    model = CaduceusClassifier(cfg, len(ckpt["task_names"]), ckpt["pooling"])
+    classes = {"caduceus": CaduceusClassifier, "cnn": OneHotCNN}
+    if ckpt["model"] not in classes:
+        raise InputError(f"{path}: unknown model kind {ckpt['model']!r} (expected one of "
+                         f"{', '.join(classes)})")
+    model = classes[ckpt["model"]].from_checkpoint(ckpt)
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:
@@ -141,3 +155,30 @@ def load_finetuned(path, device=None) -> CaduceusClassifier:
                          + " ".join(str(err).split())[:500]) from None
     model.task_names = list(ckpt["task_names"])
     return model.to(device).eval()
+
+
+def load_finetuned(path, device=None) -> CaduceusClassifier:
+    """Load a fine-tuned Caduceus classifier from `best_model.pt`, in eval mode.
+    The task names are on `model.task_names`."""
+    kind = read_checkpoint(path)["model"]
+    if kind != "caduceus":
+        raise InputError(f"{path}: holds a {kind!r} model, not a fine-tuned Caduceus")
+    return load_model(path, device)
+
+
+def export_hf_folder(model: CaduceusClassifier, task_names, folder) -> None:
+    """Write a fine-tuned Caduceus as a Hugging Face folder: the backbone as the masked-LM model
+    (config.json, model.safetensors, loadable with `load_caduceus`) plus the head in
+    `epi_head.safetensors` and `epi_head.json` (pooling, task names)."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    lm = CaduceusForMaskedLM(model.config)
+    lm.caduceus.load_state_dict(model.backbone.state_dict())
+    lm.save_pretrained(folder)
+    head = {k: v.detach().contiguous() for k, v in model.head.state_dict().items()}
+    with atomic_path(folder / "epi_head.safetensors") as tmp:
+        save_file(head, str(tmp), metadata={"format": "pt"})
+    with atomic_path(folder / "epi_head.json") as tmp:
+        tmp.write_text(json.dumps({"pooling": model.head.pooling,
+                                   "task_names": list(task_names)}, indent=2) + "\n")

@@ -1,0 +1,302 @@
+"""Fine-tuning: schedule, batches, optimizer groups, metrics, the frozen-layer cache, the loop
+(frozen weights untouched, outputs, resume), the CLI's errors and a 2-process torchrun run."""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, tiny_config
+from sklearn.metrics import roc_auc_score
+
+from caduceus_lrp import build_caduceus, load_caduceus
+from caduceus_lrp.data import DataConfig
+from caduceus_lrp.epi_head import CaduceusClassifier, load_model
+from caduceus_lrp.errors import InputError
+from caduceus_lrp.frozen_cache import FrozenCache, SplitCaduceus
+from caduceus_lrp import training
+from caduceus_lrp.training import (TrainConfig, compute_metrics, epoch_batches, lr_factor,
+                                   param_groups, run_training)
+
+SCRIPT = ROOT / "caduceus_lrp" / "train_caduceus_finetune.py"
+MOTIF = "GATTACAG"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(table path, backbone folder) of a 3-layer 8-wide ps backbone and 160 sequences of 32 bp:
+    task `motif` is 1 when MOTIF was planted, task `gc` when G+C is above 0.5."""
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    rows = ["id\tsequence\tmotif\tgc\tsplit"]
+    for i in range(160):
+        seq = rng.choice(list("ACGT"), 32)
+        planted = i % 2 == 0
+        if planted:
+            start = rng.integers(0, 32 - len(MOTIF))
+            seq[start:start + len(MOTIF)] = list(MOTIF)
+        gc = np.isin(seq, ["G", "C"]).mean() > 0.5
+        split = "train" if i < 96 else "val" if i < 128 else "test"
+        rows.append(f"s{i}\t{''.join(seq)}\t{int(planted)}\t{int(gc)}\t{split}")
+    table = root / "tiny.tsv"
+    table.write_text("\n".join(rows) + "\n")
+    backbone = root / "backbone"
+    build_caduceus(tiny_config(d_model=8, n_layer=3), seed=1).save_pretrained(backbone)
+    return table, backbone
+
+
+def tiny_cfg(tiny, out, **kw):
+    table, backbone = tiny
+    fields = dict(pretrained=str(backbone), epochs=2, batch_size=16, out_dir=str(out / "models"),
+                  plots_dir=str(out / "plots"),
+                  data=DataConfig(data=str(table), seq_len=32, cache_dir=str(out / "cache")))
+    fields.update(kw)
+    return TrainConfig(**fields)
+
+
+# -- pure pieces ---------------------------------------------------------------------------------
+
+
+def test_lr_factor_warmup_then_cosine():
+    total, warmup = 20, 4
+    f = [lr_factor(s, total, warmup, min_ratio=0.1) for s in range(total)]
+    assert f[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert f[4] == pytest.approx(1.0) and f[-1] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(f[4:], f[5:]))
+    mid = 4 + (total - warmup - 1) / 2
+    assert lr_factor(int(mid), total, warmup) == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 15)))
+    assert lr_factor(0, 10, 0) == 1.0
+
+
+def test_epoch_batches_ranks_split_each_global_batch():
+    whole = epoch_batches(50, 16, seed=3, epoch=1)
+    assert [len(b) for b in whole] == [16, 16, 16, 2]
+    assert sorted(torch.cat(whole).tolist()) == list(range(50))
+    ranks = [epoch_batches(50, 16, seed=3, epoch=1, rank=r, world=3) for r in range(3)]
+    assert len(ranks[0]) == 3  # the last global batch of 2 < 3 ranks is dropped
+    for step in range(3):
+        assert torch.equal(torch.cat([ranks[r][step] for r in range(3)]), whole[step])
+    assert not torch.equal(torch.cat(whole), torch.cat(epoch_batches(50, 16, seed=3, epoch=2)))
+
+
+def test_param_groups_no_decay_on_ssm_norm_bias():
+    cfg = tiny_config(d_model=8, n_layer=3)
+    clf = CaduceusClassifier(cfg, 2, backbone=build_caduceus(cfg).caduceus)
+    SplitCaduceus(clf, 2)
+    groups = param_groups(clf, lr=1e-3, head_lr=1e-2, weight_decay=0.1)
+    by_name = {n: (g["lr"], g["weight_decay"]) for g in groups for n in g["names"]}
+    assert not any(n.startswith(("backbone.backbone.layers.0.", "backbone.backbone.embeddings"))
+                   for n in by_name)
+    mixer = "backbone.backbone.layers.2.mixer.submodule.mamba_fwd."
+    assert by_name[mixer + "A_log"] == (1e-3, 0.0)
+    assert by_name[mixer + "D"] == (1e-3, 0.0)
+    assert by_name[mixer + "dt_proj.bias"] == (1e-3, 0.0)
+    assert by_name["backbone.backbone.layers.2.norm.weight"] == (1e-3, 0.0)
+    assert by_name[mixer + "in_proj.weight"] == (1e-3, 0.1)
+    assert by_name["backbone.backbone.norm_f.weight"] == (1e-2, 0.0)
+    assert by_name["head.linear.weight"] == (1e-2, 0.1)
+    assert by_name["head.linear.bias"] == (1e-2, 0.0)
+
+
+def test_compute_metrics_against_sklearn_and_single_class():
+    labels = np.array([[1, 0], [0, 0], [1, 0], [0, 0]], dtype=np.float32)
+    probs = np.array([[0.9, 0.1], [0.2, 0.3], [0.4, 0.5], [0.6, 0.2]])
+    m = compute_metrics(labels, probs, ["a", "b"], "val")
+    assert m["val.auroc.a"] == pytest.approx(roc_auc_score(labels[:, 0], probs[:, 0])) == 0.75
+    assert m["val.auprc.a"] == pytest.approx((1 + 2 / 3) / 2)
+    assert m["val.auroc.b"] is None and m["val.macro_auroc"] == 0.75
+
+
+# -- the split model and the frozen-layer cache ----------------------------------------------------
+
+
+@pytest.mark.parametrize("rcps", [True, False])
+def test_split_model_equals_classifier_and_cache_equals_features(rcps, tmp_path):
+    cfg = tiny_config(rcps=rcps, d_model=8, n_layer=3)
+    clf = CaduceusClassifier(cfg, 2, "max", backbone=build_caduceus(cfg, seed=2).caduceus).eval()
+    split = SplitCaduceus(clf, 2)
+    tokens = np.random.default_rng(0).integers(7, 11, (10, 24)).astype(np.uint8)
+    ids = torch.from_numpy(tokens.astype(np.int64))
+    f = split.features(ids)
+    assert f.shape == (10, 1 if rcps else 2, 24, cfg.hidden_size)
+    with torch.no_grad():
+        by_strand = torch.stack([split.top(f[:, s]) for s in range(f.shape[1])]).mean(0)
+        torch.testing.assert_close(by_strand, clf(input_ids=ids), rtol=1e-5, atol=1e-6)
+    exact = FrozenCache(split, tokens, 4, "cpu", "float32", tmp_path, show_progress=False)
+    assert torch.equal(exact[torch.arange(10)], f)
+    again = FrozenCache(split, tokens, 4, "cpu", "float32", tmp_path, show_progress=False)
+    assert again.source.startswith("read") and torch.equal(again[torch.tensor([3, 1])], f[[3, 1]])
+    half = FrozenCache(split, tokens, 4, "cpu", "float16")
+    torch.testing.assert_close(half[torch.arange(10)], f, rtol=2e-3, atol=2e-3)
+
+
+def test_cache_key_follows_data_and_frozen_weights_only():
+    cfg = tiny_config(d_model=8, n_layer=3)
+    clf = CaduceusClassifier(cfg, 2, backbone=build_caduceus(cfg).caduceus)
+    split = SplitCaduceus(clf, 2)
+    tokens = np.full((3, 12), 7, dtype=np.uint8)
+    key = FrozenCache(split, tokens, 4, "cpu").key
+    with torch.no_grad():
+        clf.backbone.backbone.layers[2].norm.weight.add_(1.0)  # unfrozen: same key
+        assert FrozenCache(split, tokens, 4, "cpu").key == key
+        clf.backbone.backbone.layers[0].norm.weight.add_(1.0)  # frozen: new key
+        assert FrozenCache(split, tokens, 4, "cpu").key != key
+    other = tokens.copy()
+    other[0, 0] = 8
+    assert FrozenCache(split, other, 4, "cpu").key != FrozenCache(split, tokens, 4, "cpu").key
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+
+def test_training_run_outputs_and_frozen_weights(tiny, tmp_path):
+    cfg = tiny_cfg(tiny, tmp_path, epochs=3, pooling="max", lr=5e-3, head_lr=5e-2)
+    metrics = run_training(cfg)
+    start = load_caduceus(tiny[1]).caduceus.state_dict()
+    model = load_model(tmp_path / "models" / "best_model.pt")
+    raw = torch.load(tmp_path / "models" / "best_model.pt", weights_only=True)
+    assert raw["extra"]["epoch"] == metrics["best_epoch"]
+    assert model.task_names == ["motif", "gc"]
+    changed = {k for k, v in model.backbone.state_dict().items() if not torch.equal(v, start[k])}
+    frozen = [k for k in start if k.startswith(("backbone.embeddings", "backbone.layers.0."))]
+    assert frozen and not changed & set(frozen)  # bit-identical
+    assert {k for k in start if k.startswith(("backbone.layers.1.", "backbone.layers.2.",
+                                                "backbone.norm_f"))
+            and not k.endswith(("in_proj.weight", "out_proj.weight"))} - changed == set()
+    assert set(metrics) >= {"val.macro_auroc", "test.macro_auroc", "val.auroc.motif",
+                            "test.auprc.gc", "best_epoch", "trainable_params"}
+    assert metrics["val.auroc.motif"] > 0.8
+    csv = (tmp_path / "models" / "metrics.csv").read_text().splitlines()
+    assert len(csv) == 1 + metrics["epochs_run"] and csv[0].startswith("epoch,train_loss")
+    saved = json.loads((tmp_path / "models" / "metrics.json").read_text())
+    assert saved["test.macro_auroc"] == pytest.approx(metrics["test.macro_auroc"])
+    for name in ("epoch1_roc.png", "epoch3_roc.png", "dist_EPI.png"):
+        assert (tmp_path / "plots" / name).stat().st_size > 1000
+    resolved = yaml.safe_load((tmp_path / "models" / "train_config.yaml").read_text())
+    assert TrainConfig(**resolved) == cfg
+
+
+def test_best_model_reproduces_val_metrics(tiny, tmp_path):
+    from caduceus_lrp.data import load_dataset
+
+    cfg = tiny_cfg(tiny, tmp_path, frozen_cache=False, epochs=1)
+    metrics = run_training(cfg)
+    model = load_model(tmp_path / "models" / "best_model.pt")
+    ds = load_dataset(cfg.data).subset("val")
+    with torch.no_grad():
+        probs = torch.sigmoid(model(input_ids=torch.from_numpy(ds.tokens.astype(np.int64))))
+    again = compute_metrics(ds.labels, probs.numpy(), ds.task_names, "val")
+    assert again["val.macro_auroc"] == pytest.approx(metrics["val.macro_auroc"], abs=1e-9)
+
+
+def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
+    whole = run_training(tiny_cfg(tiny, tmp_path / "a", model="cnn", cnn_filters=4))
+    save = training._save_resume
+
+    def save_then_stop(*args):
+        save(*args)
+        raise KeyboardInterrupt  # killed right after the epoch-1 checkpoint
+
+    monkeypatch.setattr(training, "_save_resume", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(tiny_cfg(tiny, tmp_path / "b", model="cnn", cnn_filters=4))
+    monkeypatch.setattr(training, "_save_resume", save)
+    resumed = run_training(tiny_cfg(tiny, tmp_path / "b", model="cnn", cnn_filters=4, resume=True))
+    drop = ("history",)
+    assert {k: v for k, v in resumed.items() if k not in drop} == \
+           {k: v for k, v in whole.items() if k not in drop}
+    assert [{k: v for k, v in r.items() if k != "train_seconds" and "per_s" not in k}
+            for r in resumed["history"]] == \
+           [{k: v for k, v in r.items() if k != "train_seconds" and "per_s" not in k}
+            for r in whole["history"]]
+    with pytest.raises(InputError, match="was written with other settings: lr"):
+        run_training(tiny_cfg(tiny, tmp_path / "b", model="cnn", cnn_filters=4, resume=True,
+                              lr=1e-4))
+
+
+def test_ph_backbone_and_nan_loss(tiny, tmp_path, monkeypatch):
+    ph = tmp_path / "ph"
+    build_caduceus(tiny_config(rcps=False, d_model=8, n_layer=3), seed=1).save_pretrained(ph)
+    metrics = run_training(tiny_cfg((tiny[0], ph), tmp_path, epochs=1))
+    assert metrics["val.macro_auroc"] is not None
+    real = training._loss_fns
+
+    def nan_loss(cfg, device):
+        loss, probs = real(cfg, device)
+        return (lambda logits, y: loss(logits, y) * float("nan")), probs
+
+    monkeypatch.setattr(training, "_loss_fns", nan_loss)
+    with pytest.raises(FloatingPointError, match="epoch 1, step 1: the loss is nan"):
+        run_training(tiny_cfg(tiny, tmp_path / "nan", epochs=1))
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def run_cli(*args, env=None, **kw):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1",
+                                                    **(env or {})}, **kw)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "error: --lr: must be positive (got -1.0)"),
+    (["--pooling", "first"], "error: --pooling: choose one of mean, max, center (got 'first')"),
+    (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
+     "error: --pretrained: give --pretrained or --arch, not both"),
+])
+def test_cli_bad_values_one_line_exit_2(args, message, capsys):
+    from caduceus_lrp.train_caduceus_finetune import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_cli_errors_in_a_subprocess(tiny, tmp_path):
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("epochs: 2\nbatch_sise: 8\n")
+    r = run_cli("--config", bad_cfg)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {bad_cfg}: line 2: unknown field 'batch_sise'"
+    bad_cfg.write_text("epochs: two\n")
+    r = run_cli("--config", bad_cfg)
+    assert r.stderr.strip() == f"error: {bad_cfg}: line 1: epochs: expected int, got 'two'"
+    bad_data = tmp_path / "bad.tsv"
+    bad_data.write_text("sequence\tlabel\nACGT\t1\nACGT\tyes\n")
+    r = run_cli("--data", bad_data, "--pretrained", tiny[1], "--out-dir", tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith(f"error: {bad_data}: line 3: label 'label' is not a number")
+    r = run_cli("--pretrained", "owner/not-here", "--data", tiny[0], "--seq-len", 32,
+                "--out-dir", tmp_path)
+    assert r.returncode == 2 and "owner/not-here: not a local folder" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_torchrun_two_processes_match_one(tiny, tmp_path):
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun is not on PATH")
+    cfg = tiny_cfg(tiny, tmp_path / "one", epochs=2, batch_size=16)
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    one = run_cli("--config", tmp_path / "cfg.yaml", env={"OMP_NUM_THREADS": "1"}, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", str(SCRIPT), "--config",
+         str(tmp_path / "cfg.yaml"), "--out-dir", str(tmp_path / "two"), "--plots-dir",
+         str(tmp_path / "two_plots")], capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = json.loads((tmp_path / "one" / "models" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert b["world_size"] == 2 and a["world_size"] == 1
+    for key in a:
+        if key.startswith(("val.", "test.")) and a[key] is not None:
+            assert b[key] == pytest.approx(a[key], abs=1e-3), key  # stated tolerance: 1e-3
+    assert [r["train_loss"] for r in b["history"]] == pytest.approx(
+        [r["train_loss"] for r in a["history"]], rel=1e-4)
