@@ -93,10 +93,10 @@ class SequenceDataset:
         return tokens_to_one_hot(self.tokens)
 
     def subset(self, split_name):
-        """The sequences of one split, as a SequenceDataset."""
-        if split_name not in SPLITS:
-            raise ValueError(f"unknown split {split_name!r}; expected one of {', '.join(SPLITS)}")
-        rows = np.flatnonzero(self.split == split_name)
+        """The sequences of one split ("all": every sequence), as a SequenceDataset."""
+        if split_name not in (*SPLITS, "all"):
+            raise ValueError(f"unknown split {split_name!r}; expected one of {', '.join(SPLITS)} or all")
+        rows = np.flatnonzero((self.split == split_name) | (split_name == "all"))
         return SequenceDataset(self.tokens[rows], self.labels[rows], self.task_names,
                                self.split[rows], [self.ids[i] for i in rows],
                                None if self.coords is None else [self.coords[i] for i in rows],
