@@ -1,0 +1,170 @@
+"""Benchmark: the fused CPU selective scan against a PyTorch loop over l and mambapy's parallel scan.
+
+Forward + backward of the whole Mamba scan as the model calls it (D, the silu(z) gate, delta_bias,
+softplus; every input requires grad), b = 8, d = 512, n = 16, float32, at each length. Every case
+runs in a fresh subprocess, so its peak memory (the process's peak RSS, imports and inputs
+included) is its own. Prints one table: time, peak memory and the fast scan's ratios to each peer.
+
+    python bench/scan.py [--lengths 1024 8192] [--repeats 3]
+
+Implementations:
+  fast      caduceus_lrp.scan_cpu.selective_scan_cpu (numba kernels).
+  fast-lrp  the same with only u requiring grad (the LRP mode).
+  loop      a PyTorch loop over l: `selective_scan_ref`, which unbinds its inputs once and runs the
+            recursion in a plain Python loop, autograd through it.
+  mambapy   mambapy 1.2's `pscan` (Blelloch scan) on materialised (b, l, d, n) tensors, as mambapy's
+            own selective_scan uses it. Bench only: `pip install mambapy`; skipped when absent.
+
+Peers at lengths above the smallest are timed once without a warm-up (they take tens of seconds),
+and are skipped, with the reason, when their peak memory extrapolated linearly from the smallest
+length would not fit in the memory available now.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from caduceus_lrp.scan import selective_scan_ref
+from caduceus_lrp.scan_cpu import selective_scan_cpu
+
+B, D, N = 8, 512, 16
+IMPLEMENTATIONS = ("fast", "fast-lrp", "loop", "mambapy")
+
+
+def mambapy_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """The scan through mambapy's pscan, as mambapy's Mamba does it. Shapes as selective_scan_ref."""
+    from mambapy.pscan import pscan
+
+    delta = delta + delta_bias[:, None]
+    delta = F.softplus(delta) if delta_softplus else delta
+    delta_t, u_t = delta.transpose(1, 2), u.transpose(1, 2)  # (b, l, d)
+    deltaA = torch.exp(delta_t[..., None] * A)  # (b, l, d, n)
+    BX = (delta_t * u_t)[..., None] * B.transpose(1, 2)[:, :, None, :]  # (b, l, d, n)
+    hs = pscan(deltaA, BX)  # (b, l, d, n)
+    y = (hs @ C.transpose(1, 2)[..., None]).squeeze(-1) + D * u_t  # (b, l, d)
+    return y.transpose(1, 2) * F.silu(z)
+
+
+def make_inputs(l, seed=0):
+    """Inputs as a Mamba layer makes them: delta_bias = softplus^-1(dt), dt in [1e-3, 0.1];
+    A = -(1..n). All float32, all requiring grad."""
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.exp(torch.rand(D, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
+                   + torch.log(torch.tensor(1e-3)))
+    inputs = dict(
+        u=torch.randn(B, D, l, generator=g), delta=0.1 * torch.randn(B, D, l, generator=g),
+        A=-torch.arange(1, N + 1, dtype=torch.float32).repeat(D, 1),
+        B=torch.randn(B, N, l, generator=g), C=torch.randn(B, N, l, generator=g),
+        D=torch.ones(D), z=torch.randn(B, D, l, generator=g), delta_bias=dt + torch.log(-torch.expm1(-dt)))
+    return {k: v.requires_grad_() for k, v in inputs.items()}
+
+
+def run_case(impl, l, warmup, repeats):
+    """Time forward + backward of one implementation in this process; return a result dict."""
+    inputs = make_inputs(l)
+    if impl == "fast-lrp":
+        for name, tensor in inputs.items():
+            tensor.requires_grad_(name == "u")
+    scan = {"fast": selective_scan_cpu, "fast-lrp": selective_scan_cpu, "loop": selective_scan_ref,
+            "mambapy": mambapy_scan}[impl]
+    grad_out = torch.randn(B, D, l, generator=torch.Generator().manual_seed(1))
+    times = []
+    for i in range(warmup + repeats):
+        for tensor in inputs.values():
+            tensor.grad = None
+        start = time.perf_counter()
+        out = scan(**inputs, delta_softplus=True)
+        out.backward(grad_out)
+        times.append(time.perf_counter() - start)
+        del out
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {"seconds": sorted(times[warmup:])[len(times[warmup:]) // 2], "peak_bytes": peak}
+
+
+def available_bytes():
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":") for line in f)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def child(impl, l, warmup, repeats):
+    """Run one case in a fresh interpreter; its JSON result, or a note why it did not run."""
+    command = [sys.executable, os.path.abspath(__file__), "--child", impl, str(l),
+               str(warmup), str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        return {"note": f"failed: {reason}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mambapy_installed():
+    try:
+        import mambapy.pscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 8192])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        impl, l, warmup, repeats = args.child
+        print(json.dumps(run_case(impl, int(l), int(warmup), int(repeats))))
+        return
+    lengths = sorted(args.lengths)
+    impls = [i for i in IMPLEMENTATIONS if i != "mambapy" or mambapy_installed()]
+    results = {}
+    cases = [(impl, l) for l in lengths for impl in impls]
+    for impl, l in tqdm(cases, desc="cases", file=sys.stderr):
+        peer_long = impl in ("loop", "mambapy") and l > lengths[0]
+        small = results.get((impl, lengths[0]), {})
+        if peer_long and "peak_bytes" in small:
+            estimate = small["peak_bytes"] * l / lengths[0]
+            if estimate > 0.9 * available_bytes():
+                results[impl, l] = {"note": f"skipped: needs about {estimate / 2**30:.0f} GB, "
+                                            f"{available_bytes() / 2**30:.0f} GB available"}
+                continue
+        warmup, repeats = (0, 1) if peer_long else (1, args.repeats)
+        results[impl, l] = child(impl, l, warmup, repeats)
+
+    print(f"selective scan, forward + backward: b={B}, d={D}, n={N}, float32, delta_softplus, "
+          f"D, z, delta_bias; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("time: median of the timed runs (peers above the smallest length: one run); "
+          "peak: the process's peak RSS")
+    header = f"{'impl':<9} {'L':>6} {'time (s)':>9} {'peak (GB)':>10} {'fast speed-up':>14} " \
+             f"{'fast memory ratio':>18}  note"
+    print(header)
+    print("-" * len(header))
+    for l in lengths:
+        fast = results[("fast", l)]
+        for impl in impls:
+            r = results[impl, l]
+            if "seconds" not in r:
+                print(f"{impl:<9} {l:>6} {'-':>9} {'-':>10} {'-':>14} {'-':>18}  {r['note']}")
+                continue
+            speedup = memory = "-"
+            if impl in ("loop", "mambapy") and "seconds" in fast:
+                speedup = f"{r['seconds'] / fast['seconds']:.1f}x"
+                memory = f"{fast['peak_bytes'] / r['peak_bytes']:.2f}"
+            print(f"{impl:<9} {l:>6} {r['seconds']:>9.3f} {r['peak_bytes'] / 2**30:>10.2f} "
+                  f"{speedup:>14} {memory:>18}")
+    if "mambapy" not in impls:
+        print("mambapy: not installed (pip install mambapy), not measured")
+
+
+if __name__ == "__main__":
+    main()
