@@ -1,0 +1,52 @@
+"""Wall time and peak memory of each step of the default pipeline (`python -m caduceus_lrp`).
+
+    python bench/pipeline.py [--out /tmp/pipeline_bench] [pipeline flags...]
+
+Each step runs as its own process (`python -m caduceus_lrp --steps STEP --force ...`), so its peak
+resident memory is its own (from wait4). The peer is the whole run: the table gives each step's
+share of the total wall time, against the 10-minute target of the default run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+STEPS = ("train", "attribute", "motifs", "summary")
+
+
+def run_step(step: str, out: str, extra: list[str]) -> tuple[float, float, int]:
+    """(seconds, peak GB, exit status) of one pipeline step in a fresh process."""
+    cmd = [sys.executable, "-m", "caduceus_lrp", "--out", out, "--steps", step, "--force", *extra]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    return seconds, usage.ru_maxrss / 1024 ** 2, os.waitstatus_to_exitcode(status)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="/tmp/pipeline_bench", help="output folder of the run")
+    args, extra = parser.parse_known_args()
+    rows = []
+    for step in STEPS:
+        seconds, peak, code = run_step(step, args.out, extra)
+        rows.append((step, seconds, peak, code))
+        if code != 0:
+            print(f"step {step} failed with status {code}; stopping", file=sys.stderr)
+            break
+    total = sum(r[1] for r in rows)
+    print(f"\npipeline steps, {os.cpu_count()} cores, flags: {' '.join(extra) or '(defaults)'}\n")
+    print("| step | wall (s) | share of total | peak memory (GB) |")
+    print("|---|---:|---:|---:|")
+    for step, seconds, peak, code in rows:
+        print(f"| {step} | {seconds:.1f} | {seconds / total:.2f} | {peak:.2f} |")
+    print(f"| total | {total:.1f} | 1.00 | {max(r[2] for r in rows):.2f} |")
+    print(f"\ntotal / 10-minute target: {total / 600:.2f}")
+
+
+if __name__ == "__main__":
+    main()
