@@ -9,6 +9,7 @@ Formats, told apart by file name (a trailing .gz allowed for text):
   HDF5   .h5 .hdf5 .mat: `x` (b, l, 4) with `y` (b, t); DeepSEA's {train,valid,test}xdata and
          ...data (MATLAB v7.3 as HDF5, or v5); Basset's {train,valid,test}_in (b, 4, 1, l), _out.
 No data: the embedded synthetic dataset (caduceus_lrp.synthetic), built once in the cache.
+Tables and FASTA are read here, peaks in caduceus_lrp.peaks, HDF5 in caduceus_lrp.hdf5_data.
 Glossary: b sequences, l length, t tasks.
 """
 from __future__ import annotations
@@ -26,13 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from . import synthetic
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
-from .sequence import (N_TOKEN, NotOneHotError, first_invalid, fit_length, one_hot_to_tokens,
-                       tokens, tokens_to_one_hot)
+from .sequence import first_invalid, fit_length, tokens, tokens_to_one_hot
 
 __all__ = ["SPLITS", "SequenceDataset", "DataConfig", "load_dataset", "embedded_dataset",
            "add_arguments", "config_from_args", "main"]
@@ -45,10 +44,6 @@ _NOT_LABELS = {"id", "sequence", "split", "chrom", "start", "end"}
 _FORMATS = {".csv": "table", ".tsv": "table", ".fa": "fasta", ".fasta": "fasta",
             ".fna": "fasta", ".bed": "peaks", ".narrowpeak": "peaks", ".broadpeak": "peaks",
             ".h5": "hdf5", ".hdf5": "hdf5", ".mat": "hdf5"}
-_GC_BINS = 20  # negatives match the peak windows' G+C histogram in bins of 1/20
-_MAX_N_FRACTION = 0.1  # candidate negatives with more N than this are skipped
-_NEGATIVE_ROUNDS = 50  # draws per chromosome before a GC bin is left short
-_HDF5_CHUNK = 4096  # sequences converted at a time
 
 
 @dataclass
@@ -183,7 +178,11 @@ def load_dataset(cfg: DataConfig) -> SequenceDataset:
         raise InputError("--data: no input files")
     kind = _detect_format(paths)
     _check_options(kind, cfg)
-    return _READERS[kind](paths, cfg)
+    from .hdf5_data import load_hdf5  # they import this module, so they are imported here
+    from .peaks import load_peaks
+
+    readers = {"table": _load_table, "fasta": _load_fasta, "peaks": load_peaks, "hdf5": load_hdf5}
+    return readers[kind](paths, cfg)
 
 
 def embedded_dataset(cfg: DataConfig):
@@ -458,314 +457,6 @@ def _load_fasta(paths, cfg):
     return SequenceDataset(_encode(seqs, where, path, cfg.seq_len), table.labels[order],
                            table.task_names, _fill_split(table.split[order], cfg, path), ids,
                            coords, str(path))
-
-
-# ---------------------------------------------------------------- peaks and a genome
-
-def _task_name(path):
-    name = path.name.removesuffix(".gz").removesuffix(".GZ")
-    return name[:len(name) - len(_suffix(path))]
-
-
-def _read_peaks(path, sizes):
-    """Intervals on the genome: (chrom (k,) str, start, end, centre (k,) int64) and skip counts.
-
-    The centre is the narrowPeak summit (column 10) when given, else the interval's middle.
-    """
-    narrow = _suffix(path) == ".narrowpeak"
-    rows, missing, past_end = [], 0, 0
-    try:
-        with _open_text(path) as f:
-            for n, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields or fields[0].startswith("#") or fields[0] in ("track", "browser"):
-                    continue
-                if len(fields) < 3 or not (fields[1].isdigit() and fields[2].isdigit()):
-                    raise InputError(f"{path}: line {n}: expected chrom, start, end (non-negative integers)")
-                chrom, start, end = fields[0], int(fields[1]), int(fields[2])
-                if end <= start:
-                    raise InputError(f"{path}: line {n}: end {end} is not after start {start}")
-                summit = -1
-                if narrow or len(fields) == 10:
-                    if len(fields) < 10 or not fields[9].lstrip("-").isdigit():
-                        raise InputError(f"{path}: line {n}: narrowPeak needs an integer summit in column 10")
-                    summit = int(fields[9])
-                    if summit >= end - start:
-                        raise InputError(f"{path}: line {n}: summit {summit} lies past the interval")
-                if chrom not in sizes:
-                    missing += 1
-                elif end > sizes[chrom]:
-                    past_end += 1
-                else:
-                    rows.append((chrom, start, end, start + summit if summit >= 0 else (start + end) // 2))
-    except (UnicodeDecodeError, OSError, EOFError) as err:
-        raise InputError(f"{path}: {err}") from None
-    if not rows:
-        raise InputError(f"{path}: no usable intervals ({missing} on chromosomes missing from the "
-                         f"genome, {past_end} past a chromosome end)")
-    chrom, start, end, centre = zip(*rows)
-    return (np.array(chrom), np.array(start), np.array(end), np.array(centre)), (missing, past_end)
-
-
-def _overlaps(chrom, start, end, peaks):
-    """(k,) bool: whether each interval [start, end) on chrom overlaps an interval of `peaks`."""
-    p_chrom, p_start, p_end = peaks[:3]
-    out = np.zeros(len(chrom), dtype=bool)
-    for c in np.unique(chrom):
-        mine = p_chrom == c
-        if not mine.any():
-            continue
-        order = np.argsort(p_start[mine])
-        starts, reach = p_start[mine][order], np.maximum.accumulate(p_end[mine][order])
-        rows = np.flatnonzero(chrom == c)
-        k = np.searchsorted(starts, end[rows], side="left") - 1  # last peak starting before the end
-        hit = k >= 0
-        out[rows[hit]] = reach[k[hit]] > start[rows[hit]]
-    return out
-
-
-def _gc_bins(windows):
-    """(k, l) tokens -> (k,) G+C bin of each window, and its N fraction."""
-    n_fraction = (windows == N_TOKEN).mean(axis=1)
-    gc = np.isin(windows, (8, 9)).sum(axis=1) / np.maximum((windows != N_TOKEN).sum(axis=1), 1)
-    return np.minimum((gc * _GC_BINS).astype(np.int64), _GC_BINS - 1), n_fraction
-
-
-def _negatives(seq, chrom, quota, all_peaks, length, rng):
-    """Starts of negative windows on one chromosome: per GC bin, quota[bin] windows that overlap
-    no peak and hold at most _MAX_N_FRACTION N. Returns (starts, number left short)."""
-    chosen, left = [], quota.copy()
-    offsets = np.arange(length)
-    for _ in range(_NEGATIVE_ROUNDS):
-        if not left.any():
-            break
-        starts = np.unique(rng.integers(0, len(seq) - length + 1, size=max(1024, 4 * left.sum())))
-        starts = rng.permutation(starts[~np.isin(starts, chosen)])
-        bins, n_fraction = _gc_bins(seq[starts[:, None] + offsets])
-        ok = (n_fraction <= _MAX_N_FRACTION) & ~_overlaps(np.full(len(starts), chrom), starts,
-                                                          starts + length, all_peaks)
-        for b in np.flatnonzero(left):
-            take = starts[ok & (bins == b)][:left[b]]
-            chosen.extend(take.tolist())
-            left[b] -= len(take)
-    return np.array(sorted(chosen), dtype=np.int64), int(left.sum())
-
-
-def _peak_windows(peaks, task_names, genome, sizes, cfg):
-    length, half = cfg.seq_len, cfg.seq_len // 2
-    chrom = np.concatenate([p[0] for p in peaks])
-    start = np.concatenate([p[3] for p in peaks]) - half
-    inside = (start >= 0) & (start + length <= np.array([sizes[c] for c in chrom]))
-    n_edge = int(np.sum(~inside))
-    windows = sorted(set(zip(chrom[inside].tolist(), start[inside].tolist())))
-    if not windows:
-        raise InputError(f"--seq-len: no {length} bp window around a summit fits on its chromosome")
-    all_peaks = tuple(np.concatenate([p[i] for p in peaks]) for i in range(3))
-    rng = np.random.default_rng(cfg.seed)
-    parts, short = [], 0
-    offsets = np.arange(length)
-    by_chrom = {}
-    for c, s in windows:
-        by_chrom.setdefault(c, []).append(s)
-    for c in tqdm(sorted(by_chrom), desc="peak windows", unit="chrom", disable=None):
-        seq = tokens(genome[c][:])[0]
-        pos = np.array(by_chrom[c], dtype=np.int64)
-        bins, _ = _gc_bins(seq[pos[:, None] + offsets])
-        quota = np.round(cfg.negatives_per_positive * np.bincount(bins, minlength=_GC_BINS)).astype(np.int64)
-        neg, missed = _negatives(seq, c, quota, all_peaks, length, rng)
-        short += missed
-        starts = np.concatenate([pos, neg])
-        labels = np.stack([_overlaps(np.full(len(starts), c), starts, starts + length, p) for p in peaks], axis=1)
-        labels[len(pos):] = False
-        parts.append((c, starts, seq[starts[:, None] + offsets], labels, len(pos)))
-    n_pos = sum(p[4] for p in parts)
-    n_neg = sum(len(p[1]) for p in parts) - n_pos
-    log.info(f"peaks: {n_pos} windows of {length} bp on summits ({n_edge} past a chromosome end "
-             f"skipped), {n_neg} GC-matched negatives ({short} short of the target)")
-    split = np.concatenate([np.full(len(p[1]), "val" if p[0] in cfg.val_chroms else
-                                    "test" if p[0] in cfg.test_chroms else "train") for p in parts])
-    coords = [(c, s, s + length) for c, starts, _, _, _ in parts for s in starts.tolist()]
-    return SequenceDataset(np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]),
-                           task_names, _fill_split(split, cfg, "peaks"),
-                           [f"{c}:{s}-{e}" for c, s, e in coords], coords)
-
-
-def _open_genome(path):
-    import pyfaidx
-
-    if not path.is_file():
-        raise InputError(f"{path}: genome FASTA not found")
-    try:
-        return pyfaidx.Fasta(str(path), as_raw=True)
-    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, OSError,
-            ValueError) as err:
-        raise InputError(f"{path}: cannot index the genome FASTA: {err}") from None
-
-
-def _file_key(path):
-    stat = path.stat()
-    return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
-def _load_peaks(paths, cfg):
-    genome_path = Path(cfg.genome).expanduser()
-    task_names = [_task_name(p) for p in paths]
-    repeated = {t for t in task_names if task_names.count(t) > 1}
-    if repeated:
-        raise InputError(f"--data: two peak files give the task name {sorted(repeated)[0]!r}")
-    genome = _open_genome(genome_path)
-    key = _digest({"peaks": [_file_key(p) for p in paths], "genome": _file_key(genome_path),
-                   "options": [cfg.seq_len, cfg.negatives_per_positive, cfg.seed, cfg.val_chroms,
-                               cfg.test_chroms, cfg.val_fraction, cfg.test_fraction]})
-    cache = Path(cfg.cache_dir).expanduser() / f"peaks-{key}.npz"
-    if cache.is_file():
-        log.info(f"peaks: reusing {cache}")
-        return SequenceDataset.load(cache)
-    sizes = {name: len(record) for name, record in genome.items()}
-    read = [_read_peaks(p, sizes) for p in paths]
-    for p, (_, (missing, past_end)) in zip(paths, read):
-        if missing or past_end:
-            log.info(f"{p}: skipped {missing} intervals on chromosomes missing from the genome, "
-                     f"{past_end} past a chromosome end")
-    dataset = _peak_windows([r[0] for r in read], task_names, genome, sizes, cfg)
-    dataset.source = f"{', '.join(map(str, paths))} on {genome_path}"
-    dataset.save(cache)
-    return dataset
-
-
-# ---------------------------------------------------------------- HDF5
-
-# layout -> {split: (x dataset, y dataset)}; split None: from a `split` dataset or drawn
-_HDF5_LAYOUTS = {
-    "x/y": {None: ("x", "y")},
-    "DeepSEA": {"train": ("trainxdata", "traindata"), "val": ("validxdata", "validdata"),
-                "test": ("testxdata", "testdata")},
-    "Basset": {"train": ("train_in", "train_out"), "val": ("valid_in", "valid_out"),
-               "test": ("test_in", "test_out")},
-}
-# (layout, container) -> axes of x and y as stored: b sequences, l length, d bases, 1 unit, t tasks
-_HDF5_AXES = {("x/y", "hdf5"): ("bld", "bt"), ("DeepSEA", "hdf5"): ("ldb", "tb"),
-              ("DeepSEA", "mat v5"): ("bdl", "bt"), ("Basset", "hdf5"): ("bd1l", "bt")}
-
-
-def _strings(values):
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values).ravel()]
-
-
-def _hdf5_tokens(x, axes, path, name):
-    """x stored with `axes` -> tokens (b, l), converted _HDF5_CHUNK sequences at a time."""
-    b_axis = axes.index("b")
-    kept = axes.replace("1", "")
-    out = np.empty((x.shape[b_axis], x.shape[axes.index("l")]), dtype=np.uint8)
-    for lo in tqdm(range(0, len(out), _HDF5_CHUNK), desc=name, unit="chunk", disable=None):
-        index = [slice(None)] * len(axes)
-        index[b_axis] = slice(lo, lo + _HDF5_CHUNK)
-        chunk = np.asarray(x[tuple(index)])
-        if "1" in axes:
-            chunk = chunk.squeeze(axes.index("1"))
-        try:
-            out[lo:lo + len(chunk)] = one_hot_to_tokens(chunk.transpose([kept.index(a) for a in "bld"]))
-        except NotOneHotError as err:
-            raise InputError(f"{path}: '{name}': sequence {lo + err.sequence}, position "
-                             f"{err.position} is not one-hot") from None
-    return out
-
-
-def _read_hdf5_store(store, container, path):
-    """Task names (t) and [(tokens (b, l), labels (b, t), split (b,), ids or None)] of one file."""
-    names = {n for n in store.keys() if not n.startswith("__")}
-    for layout, pairs in _HDF5_LAYOUTS.items():
-        found = {s: xy for s, xy in pairs.items() if xy[0] in names or xy[1] in names}
-        if found:
-            break
-    else:
-        raise InputError(f"{path}: no known datasets: expected x and y, DeepSEA's trainxdata/traindata "
-                         f"(valid..., test...) or Basset's train_in/train_out (valid_, test_); "
-                         f"found {', '.join(sorted(names)) or 'none'}")
-    if (layout, container) not in _HDF5_AXES:
-        raise InputError(f"{path}: the {layout} layout is read from HDF5 only")
-    x_axes, y_axes = _HDF5_AXES[layout, container]
-    task_names = next((_strings(store[n][()]) for n in ("task_names", "target_labels") if n in names), None)
-    parts = []
-    for split, (xn, yn) in found.items():
-        if xn not in names or yn not in names:
-            raise InputError(f"{path}: dataset '{xn if xn not in names else yn}' is missing "
-                             f"(it goes with '{yn if xn not in names else xn}')")
-        x, y = store[xn], store[yn]
-        if len(x.shape) != len(x_axes) or x.shape[x_axes.index("d")] != 4:
-            raise InputError(f"{path}: '{xn}' has shape {tuple(x.shape)}, expected ({', '.join(x_axes)}) "
-                             "with d = 4")
-        if len(y.shape) != 2:
-            raise InputError(f"{path}: '{yn}' has shape {tuple(y.shape)}, expected ({', '.join(y_axes)})")
-        b_x, b_y = x.shape[x_axes.index("b")], y.shape[y_axes.index("b")]
-        if b_x != b_y:
-            raise InputError(f"{path}: '{xn}' has {b_x} sequences but '{yn}' has {b_y}")
-        labels = np.asarray(y[()], dtype=np.float32)
-        labels = labels.T if y_axes == "tb" else labels
-        task_names = task_names or [f"task_{j}" for j in range(labels.shape[1])]
-        if len(task_names) != labels.shape[1]:
-            raise InputError(f"{path}: '{yn}' has {labels.shape[1]} tasks, not {len(task_names)}")
-        if not np.isfinite(labels).all():
-            raise InputError(f"{path}: '{yn}' holds NaN or infinite labels")
-        rows, ids = np.full(b_x, split or "", dtype="<U5"), None
-        if split is None and "split" in names:
-            given = _strings(store["split"][()])
-            rows = _parse_split(pd.Series(given), [f"'split' entry {k}" for k in range(len(given))], path)
-        if split is None and "ids" in names:
-            ids = _strings(store["ids"][()])
-            _check_ids(ids, [f"'ids' entry {k}" for k in range(len(ids))], path)
-        if len(rows) != b_x or (ids is not None and len(ids) != b_x):
-            raise InputError(f"{path}: 'split' and 'ids' need one entry per sequence of '{xn}' ({b_x})")
-        parts.append((_hdf5_tokens(x, x_axes, path, xn), labels, rows, ids))
-    return task_names, parts
-
-
-def _load_hdf5(paths, cfg):
-    import h5py
-
-    tokens_, labels, split, ids = [], [], [], []
-    for path in paths:
-        if h5py.is_hdf5(path):
-            with h5py.File(path, "r") as store:
-                names, parts = _read_hdf5_store(store, "hdf5", path)
-        elif _suffix(path) == ".mat":
-            import scipy.io
-
-            try:
-                store = scipy.io.loadmat(path)
-            except (ValueError, OSError) as err:
-                raise InputError(f"{path}: not a MATLAB file: {err}") from None
-            names, parts = _read_hdf5_store(store, "mat v5", path)
-        else:
-            raise InputError(f"{path}: not an HDF5 file")
-        if path == paths[0]:
-            task_names = names
-        elif names != task_names:
-            raise InputError(f"{path}: its tasks differ from those of {paths[0]}")
-        offset = 0
-        for tok, lab, rows, given_ids in parts:
-            n_fit = len(tok) if tok.shape[1] != cfg.seq_len else 0
-            if n_fit:
-                log.info(f"{path}: {n_fit} sequences of {tok.shape[1]} bp centre-cropped or N-padded "
-                         f"to {cfg.seq_len} bp")
-            tokens_.append(fit_length(tok, cfg.seq_len))
-            labels.append(lab)
-            split.append(rows)
-            ids += given_ids or [f"{path.name}:{offset + k}" for k in range(len(tok))]
-            offset += len(tok)
-    keep = list(range(len(task_names)))
-    if cfg.label_columns:
-        unknown = [t for t in cfg.label_columns if t not in task_names]
-        if unknown:
-            raise InputError(f"--label-columns: task {unknown[0]!r} not in {paths[0]}")
-        keep = [task_names.index(t) for t in cfg.label_columns]
-    return SequenceDataset(np.concatenate(tokens_), np.concatenate(labels)[:, keep],
-                           [task_names[j] for j in keep],
-                           _fill_split(np.concatenate(split), cfg, "HDF5"), ids,
-                           source=", ".join(map(str, paths)))
-
-
-_READERS = {"table": _load_table, "fasta": _load_fasta, "peaks": _load_peaks, "hdf5": _load_hdf5}
 
 
 # ---------------------------------------------------------------- command line

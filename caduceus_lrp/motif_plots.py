@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .io_utils import atomic_path
-from .motifs import top_matches
+from .tomtom import top_matches
 
 __all__ = ["draw_logo", "information_matrix", "tf_motifs_figure", "seqlet_positions_figure",
            "attribution_track", "example_track"]

@@ -1,9 +1,11 @@
-"""From attributions to motifs: TF-MoDISco patterns, MEME files, Tomtom against JASPAR, recovery.
+"""From attributions to motifs: TF-MoDISco patterns and report, and `discover` with its CLI.
 
 Shapes: N sequences, L length, w motif width, s seqlets. One-hot sequences and hypothetical
 attributions are (N, L, 4) in A, C, G, T order (`modisco motifs` files hold them as (N, 4, L));
 the contribution of a base is one-hot * hypothetical. Motif matrices are (w, 4) here and (4, w)
 in memelite. A pattern is named as modisco's report names it: `pos_patterns.pattern_0`.
+
+MEME files and JASPAR are in caduceus_lrp.meme; Tomtom and motif recovery in caduceus_lrp.tomtom.
 
 `python -m caduceus_lrp.motifs --attributions DIR --out modisco_files` runs `discover` on
 `DIR/<task>/ohe.npz` and `DIR/<task>/hyp.npz` (key `arr_0`, shape (N, 4, L)).
@@ -13,8 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,77 +29,15 @@ from tqdm import tqdm
 
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
+from .meme import jaspar_meme, read_motifs, write_meme
+from .tomtom import (TOMTOM_COLUMNS, motif_recovery, read_tomtom, recovery_report, tomtom_table,
+                     top_matches)
 
-__all__ = ["jaspar_meme", "read_motifs", "write_meme", "ModiscoConfig", "check_attributions",
-           "peak_starts", "peak_windows", "run_modisco", "Pattern", "load_patterns",
-           "patterns_to_meme", "tomtom_table", "read_tomtom", "top_matches", "modisco_report",
-           "motif_recovery", "recovery_table", "recovery_report", "discover", "MotifResults",
-           "load_results", "seqlet_table", "task_table", "load_attributions", "main"]
+__all__ = ["ModiscoConfig", "check_attributions", "peak_starts", "peak_windows", "run_modisco",
+           "Pattern", "load_patterns", "patterns_to_meme", "modisco_report", "discover",
+           "MotifResults", "load_results", "seqlet_table", "task_table", "load_attributions", "main"]
 
-BASES = "ACGT"
-TOMTOM_COLUMNS = ["Query_ID", "Target_ID", "Optimal_offset", "p-value", "E-value", "q-value",
-                  "Overlap", "Query_consensus", "Target_consensus", "Orientation"]
 METACLUSTERS = ("pos_patterns", "neg_patterns")
-
-
-# ---------------------------------------------------------------------------- MEME files
-
-def write_meme(path, motifs, nsites=None):
-    """Write {name: PPM (w, 4)} as a MEME motif file (atomically); names must be one token."""
-    lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", "",
-             "Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
-    for name, ppm in motifs.items():
-        if len(name.split()) != 1:
-            raise ValueError(f"MEME motif names must be one token, got {name!r}")
-        n = 1 if nsites is None else int(nsites[name])
-        lines += [f"MOTIF {name}",
-                  f"letter-probability matrix: alength= 4 w= {len(ppm)} nsites= {n} E= 0"]
-        lines += [" ".join(f"{x:.6f}" for x in row) for row in ppm]
-        lines.append("")
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text("\n".join(lines) + "\n")
-    return Path(path)
-
-
-def read_motifs(path):
-    """{motif id (first token of the MOTIF line): PPM (w, 4)} from a MEME file."""
-    from memelite.io import read_meme
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such MEME file")
-    return {name.split()[0]: pwm.T for name, pwm in read_meme(str(path)).items()}
-
-
-def _cache_dir():
-    return Path(os.environ.get("CADUCEUS_LRP_CACHE", Path.home() / ".cache" / "caduceus_lrp"))
-
-
-def jaspar_meme(path=None, release="JASPAR2024", collection="CORE", tax_group="vertebrates"):
-    """The latest version of each JASPAR matrix of a release, collection and taxonomic group
-    as a MEME file with one-token names (`MA0139.2_CTCF`); returns its path.
-
-    Cached: an existing file at `path` (default `$CADUCEUS_LRP_CACHE` or
-    ~/.cache/caduceus_lrp, named after the selection) is returned as it is.
-    """
-    path = Path(path) if path is not None else \
-        _cache_dir() / f"{release}_{collection}_{tax_group}.meme"
-    if path.is_file():
-        return path
-    from pyjaspar import jaspardb
-
-    matrices = jaspardb(release=release).fetch_motifs(
-        collection=collection, tax_group=[tax_group], all_versions=False)
-    if not matrices:
-        raise InputError(f"JASPAR {release} has no {collection} matrices for tax group "
-                         f"{tax_group!r}")
-    motifs, nsites = {}, {}
-    for m in matrices:
-        counts = np.array([m.counts[b] for b in BASES], dtype=float).T  # (w, 4)
-        name = "_".join(f"{m.matrix_id}_{m.name}".split())
-        motifs[name] = counts / counts.sum(axis=1, keepdims=True)
-        nsites[name] = round(counts[0].sum())
-    return write_meme(path, motifs, nsites)
 
 
 # ---------------------------------------------------------------------------- TF-MoDISco
@@ -298,76 +236,6 @@ def patterns_to_meme(h5_path, pos_meme, neg_meme, trim=0.3):
     return out
 
 
-# ---------------------------------------------------------------------------- Tomtom
-
-def _consensus(ppm):
-    return "".join(BASES[i] for i in ppm.argmax(axis=1))
-
-
-def _bh(p):
-    """Benjamini-Hochberg q-values of p-values (..., m) along the last axis."""
-    m = p.shape[-1]
-    order = np.argsort(p, axis=-1, kind="stable")
-    ranked = np.take_along_axis(p, order, axis=-1) * m / np.arange(1, m + 1)
-    ranked = np.minimum.accumulate(ranked[..., ::-1], axis=-1)[..., ::-1]
-    q = np.empty_like(p)
-    np.put_along_axis(q, order, np.minimum(ranked, 1.0), axis=-1)
-    return q
-
-
-def tomtom_table(query_meme, db_meme, out_tsv=None, n_nearest=5):
-    """Tomtom (memelite) of each query motif against every motif of `db_meme`; keeps the
-    `n_nearest` best matches per query in MEME Tomtom's columns and returns the DataFrame.
-
-    `query_meme` is one MEME file or a list of them. E-value = p x number of targets;
-    q-value = Benjamini-Hochberg over all of a query's targets (so memelite is asked for
-    the complete p-value matrix, not its n_nearest). Optimal_offset is the position in the
-    target where the query starts (negative: the query overhangs on the left);
-    Orientation '-' means the target was reverse-complemented, and Target_consensus is
-    given in that aligned orientation. Rows are sorted by query, then p-value.
-    """
-    from memelite import tomtom
-
-    paths = [query_meme] if isinstance(query_meme, (str, os.PathLike)) else list(query_meme)
-    queries = {}
-    for path in paths:
-        queries.update(read_motifs(path))
-    targets = read_motifs(db_meme)
-    if not targets:
-        raise InputError(f"{db_meme}: no motif in the database")
-    rows = []
-    if queries:
-        t_names, t_ppms = list(targets), list(targets.values())
-        p, _, offsets, overlaps, strands = tomtom(
-            [q.T for q in queries.values()], [t.T for t in t_ppms])  # each (nQ, nT)
-        q_values = _bh(p)
-        best = np.argsort(p, axis=1, kind="stable")[:, :n_nearest]
-        for i, (q_name, q_ppm) in enumerate(queries.items()):
-            for j in best[i]:
-                minus = strands[i, j] == 1
-                t_ppm = t_ppms[j][::-1, ::-1] if minus else t_ppms[j]
-                rows.append([q_name, t_names[j], int(offsets[i, j]), p[i, j],
-                             p[i, j] * len(t_ppms), q_values[i, j], int(overlaps[i, j]),
-                             _consensus(q_ppm), _consensus(t_ppm), "-" if minus else "+"])
-    table = pd.DataFrame(rows, columns=TOMTOM_COLUMNS)
-    if out_tsv is not None:
-        with atomic_path(out_tsv) as tmp:
-            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    return table
-
-
-def read_tomtom(tsv):
-    """A Tomtom TSV (MEME's columns) as a DataFrame."""
-    tsv = Path(tsv)
-    if not tsv.is_file():
-        raise InputError(f"{tsv}: no such Tomtom table")
-    table = pd.read_csv(tsv, sep="\t", comment="#")
-    missing = [c for c in TOMTOM_COLUMNS if c not in table.columns]
-    if missing:
-        raise InputError(f"{tsv}: line 1: missing Tomtom columns {missing}")
-    return table
-
-
 def modisco_report(h5_path, out_dir, db_meme):
     """`modisco report -i h5 -o out_dir -m db_meme -l` (Tomtom by memelite); the report is
     built in a temporary folder that replaces `out_dir` once `report.html` exists and names
@@ -400,102 +268,6 @@ def modisco_report(h5_path, out_dir, db_meme):
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir / "report.html"
 
-
-# ---------------------------------------------------------------------------- recovery
-
-def _matrix(motif_id):
-    """JASPAR base ID of a motif ID or name: MA0139.2_CTCF -> MA0139 (any version)."""
-    return motif_id.split("_")[0].split(".")[0]
-
-
-def _natural(name):
-    """Sort key that puts pattern_2 before pattern_10."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def top_matches(table):
-    """{query: its lowest-p row of a Tomtom table, as a dict of MEME's columns}."""
-    rows = table.sort_values("p-value", kind="stable").to_dict("records")
-    best = {}
-    for row in rows:
-        best.setdefault(row["Query_ID"], row)
-    return best
-
-
-def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1):
-    """Which planted motifs some pattern recovered, from a Tomtom table (path or DataFrame).
-
-    `planted` maps each task to the JASPAR ID (or list of IDs) planted for it. A pattern
-    recovers a motif when the motif is among its `max_rank` best matches (by p-value; 1 = its
-    top match) with q-value < q; IDs are compared without version (MA0139.2 = MA0139.1).
-    The decoy is judged the same way. Each motif also records `rank`, the best rank at which
-    it is a significant match of any pattern (None: none), so that a near miss (a related
-    factor ranked first) shows. `unplanted_patterns`: the patterns that recover no planted
-    motif (those that recover the decoy included), with their top match.
-    """
-    table = tomtom if isinstance(tomtom, pd.DataFrame) else read_tomtom(tomtom)
-    ranked = table.sort_values(["Query_ID", "p-value"], kind="stable")
-    ranked = ranked.assign(rank=ranked.groupby("Query_ID").cumcount() + 1,
-                           matrix=ranked["Target_ID"].map(_matrix))
-    significant = ranked[ranked["q-value"] < q]
-
-    def judge(motif_id):
-        rows = significant[significant["matrix"] == _matrix(motif_id)]
-        hits = rows[rows["rank"] <= max_rank]
-        return {"motif_id": motif_id, "recovered": not hits.empty,
-                "patterns": sorted(set(hits["Query_ID"]), key=_natural),
-                "q_value": float(hits["q-value"].min()) if not hits.empty else None,
-                "rank": int(rows["rank"].min()) if not rows.empty else None}
-
-    tasks_of = {}
-    for task, ids in planted.items():
-        for motif_id in [ids] if isinstance(ids, str) else ids:
-            tasks_of.setdefault(motif_id, []).append(task)
-    motifs = [judge(motif_id) | {"tasks": tasks} for motif_id, tasks in tasks_of.items()]
-    decoy = judge(decoy_id) if decoy_id is not None else None
-    recovering = {pattern for m in motifs for pattern in m["patterns"]}
-    unplanted = [{"pattern": name, "top_match": r["Target_ID"], "q_value": float(r["q-value"])}
-                 for name, r in sorted(top_matches(table).items(), key=lambda kv: _natural(kv[0]))
-                 if name not in recovering]
-    return {"q_threshold": q, "max_rank": max_rank, "motifs": motifs, "decoy": decoy,
-            "unplanted_patterns": unplanted,
-            "all_recovered": all(m["recovered"] for m in motifs),
-            "decoy_found": bool(decoy and decoy["recovered"])}
-
-
-def recovery_table(recovery):
-    """A motif recovery (`motif_recovery`) as a plain-text table; `rank` is the best rank of the
-    motif among any pattern's significant matches."""
-    def fmt(q):
-        return "-" if q is None else f"{q:.2g}"
-
-    def row(m, tasks, found):
-        return (f"{m['motif_id']:<12} {tasks:<22} {found:<9} {fmt(m['q_value']):<8} "
-                f"{m['rank'] or '-':<4} {' '.join(m['patterns']) or '-'}")
-
-    lines = [f"{'motif':<12} {'tasks':<22} {'recovered':<9} {'q-value':<8} rank patterns"]
-    for m in recovery["motifs"]:
-        lines.append(row(m, ",".join(m["tasks"]), "yes" if m["recovered"] else "NO"))
-    if recovery["decoy"] is not None:
-        d = recovery["decoy"]
-        lines.append(row(d, "(decoy)", "YES" if d["recovered"] else "no"))
-    for u in recovery["unplanted_patterns"]:
-        lines.append(f"  unplanted: {u['pattern']} top match {u['top_match']} "
-                     f"q={fmt(u['q_value'])}")
-    return "\n".join(lines)
-
-
-
-def recovery_report(recovery):
-    """recovery.json as text: the stacked run's table, each task's, and the verdict."""
-    if recovery is None:
-        return "no ground truth was given (no recovery.json)"
-    parts = ["all tasks stacked:", recovery_table(recovery["stacked"])]
-    for task, rec in recovery["tasks"].items():
-        parts += [f"task {task}:", recovery_table(rec)]
-    parts.append(f"all planted motifs recovered: {'yes' if recovery['all_recovered'] else 'NO'}"
-                 f"; decoy found: {'YES' if recovery['decoy_found'] else 'no'}")
-    return "\n".join(parts)
 
 # ---------------------------------------------------------------------------- pipeline
 

@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
 
@@ -199,7 +197,7 @@ def step_summary(cfg: PipelineConfig) -> dict:
                      f"{fmt('test.macro_auprc')} |")
         lines.append("")
     if recovery_path.exists():
-        from .motifs import recovery_table
+        from .tomtom import recovery_table
 
         rec = json.loads(recovery_path.read_text())
         lines += ["## Motif recovery (TF-MoDISco + Tomtom vs JASPAR 2024)", "", "```",

@@ -198,9 +198,9 @@ def test_peak_dataset_is_cached(tmp_path, monkeypatch):
     genome, _ = make_genome(tmp_path)
     peaks = make_peaks(tmp_path)
     first = load(tmp_path, [str(p) for p in sorted(peaks.iterdir())], genome=str(genome), seq_len=100)
-    import caduceus_lrp.data as data
+    import caduceus_lrp.peaks as peaks_module
 
-    monkeypatch.setattr(data, "_peak_windows", lambda *a: pytest.fail("rebuilt the cached dataset"))
+    monkeypatch.setattr(peaks_module, "_peak_windows", lambda *a: pytest.fail("rebuilt the cached dataset"))
     second = load(tmp_path, [str(p) for p in sorted(peaks.iterdir())], genome=str(genome), seq_len=100)
     np.testing.assert_array_equal(first.tokens, second.tokens)
     assert (first.ids, first.coords, first.split.tolist()) == (second.ids, second.coords, second.split.tolist())

@@ -10,10 +10,10 @@ from memelite import tomtom
 from memelite.io import read_meme
 
 from caduceus_lrp.errors import InputError
-from caduceus_lrp.motifs import (TOMTOM_COLUMNS, ModiscoConfig, check_attributions,
-                                 jaspar_meme, load_patterns, main, motif_recovery,
-                                 peak_starts, peak_windows, read_motifs, recovery_table,
-                                 run_modisco, tomtom_table, write_meme)
+from caduceus_lrp.meme import jaspar_meme, read_motifs, write_meme
+from caduceus_lrp.motifs import (ModiscoConfig, check_attributions, load_patterns, main,
+                                 peak_starts, peak_windows, run_modisco)
+from caduceus_lrp.tomtom import TOMTOM_COLUMNS, motif_recovery, recovery_table, tomtom_table
 
 CTCF, GATA1, TAL1_TCF3, SPI1, CEBPB = "MA0139.2", "MA0035.5", "MA0091.2", "MA0080.7", "MA0466.4"
 

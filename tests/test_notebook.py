@@ -4,7 +4,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from caduceus_lrp.motifs import ModiscoConfig, discover, jaspar_meme
+from caduceus_lrp.meme import jaspar_meme
+from caduceus_lrp.motifs import ModiscoConfig, discover
 from test_motifs import CTCF, SPI1, planted_attributions
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "TF_discovery" / "TF_DISCOVERY.ipynb"

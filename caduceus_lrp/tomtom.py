@@ -1,0 +1,189 @@
+"""Tomtom (memelite) of motifs against a MEME database in MEME's columns, and planted-motif recovery.
+
+Shapes: w motif width; matrices are (w, 4) in A, C, G, T order here and (4, w) in memelite. A
+query is named as modisco's report names a pattern: `pos_patterns.pattern_0`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .io_utils import atomic_path
+from .meme import BASES, read_motifs
+
+__all__ = ["TOMTOM_COLUMNS", "tomtom_table", "read_tomtom", "top_matches", "motif_recovery",
+           "recovery_table", "recovery_report"]
+
+TOMTOM_COLUMNS = ["Query_ID", "Target_ID", "Optimal_offset", "p-value", "E-value", "q-value",
+                  "Overlap", "Query_consensus", "Target_consensus", "Orientation"]
+
+
+def _consensus(ppm):
+    return "".join(BASES[i] for i in ppm.argmax(axis=1))
+
+
+def _bh(p):
+    """Benjamini-Hochberg q-values of p-values (..., m) along the last axis."""
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1) * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[..., ::-1], axis=-1)[..., ::-1]
+    q = np.empty_like(p)
+    np.put_along_axis(q, order, np.minimum(ranked, 1.0), axis=-1)
+    return q
+
+
+def tomtom_table(query_meme, db_meme, out_tsv=None, n_nearest=5):
+    """Tomtom (memelite) of each query motif against every motif of `db_meme`; keeps the
+    `n_nearest` best matches per query in MEME Tomtom's columns and returns the DataFrame.
+
+    `query_meme` is one MEME file or a list of them. E-value = p x number of targets;
+    q-value = Benjamini-Hochberg over all of a query's targets (so memelite is asked for
+    the complete p-value matrix, not its n_nearest). Optimal_offset is the position in the
+    target where the query starts (negative: the query overhangs on the left);
+    Orientation '-' means the target was reverse-complemented, and Target_consensus is
+    given in that aligned orientation. Rows are sorted by query, then p-value.
+    """
+    from memelite import tomtom
+
+    paths = [query_meme] if isinstance(query_meme, (str, os.PathLike)) else list(query_meme)
+    queries = {}
+    for path in paths:
+        queries.update(read_motifs(path))
+    targets = read_motifs(db_meme)
+    if not targets:
+        raise InputError(f"{db_meme}: no motif in the database")
+    rows = []
+    if queries:
+        t_names, t_ppms = list(targets), list(targets.values())
+        p, _, offsets, overlaps, strands = tomtom(
+            [q.T for q in queries.values()], [t.T for t in t_ppms])  # each (nQ, nT)
+        q_values = _bh(p)
+        best = np.argsort(p, axis=1, kind="stable")[:, :n_nearest]
+        for i, (q_name, q_ppm) in enumerate(queries.items()):
+            for j in best[i]:
+                minus = strands[i, j] == 1
+                t_ppm = t_ppms[j][::-1, ::-1] if minus else t_ppms[j]
+                rows.append([q_name, t_names[j], int(offsets[i, j]), p[i, j],
+                             p[i, j] * len(t_ppms), q_values[i, j], int(overlaps[i, j]),
+                             _consensus(q_ppm), _consensus(t_ppm), "-" if minus else "+"])
+    table = pd.DataFrame(rows, columns=TOMTOM_COLUMNS)
+    if out_tsv is not None:
+        with atomic_path(out_tsv) as tmp:
+            table.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    return table
+
+
+def read_tomtom(tsv):
+    """A Tomtom TSV (MEME's columns) as a DataFrame."""
+    tsv = Path(tsv)
+    if not tsv.is_file():
+        raise InputError(f"{tsv}: no such Tomtom table")
+    table = pd.read_csv(tsv, sep="\t", comment="#")
+    missing = [c for c in TOMTOM_COLUMNS if c not in table.columns]
+    if missing:
+        raise InputError(f"{tsv}: line 1: missing Tomtom columns {missing}")
+    return table
+
+
+# ---------------------------------------------------------------------------- recovery
+
+def _matrix(motif_id):
+    """JASPAR base ID of a motif ID or name: MA0139.2_CTCF -> MA0139 (any version)."""
+    return motif_id.split("_")[0].split(".")[0]
+
+
+def _natural(name):
+    """Sort key that puts pattern_2 before pattern_10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def top_matches(table):
+    """{query: its lowest-p row of a Tomtom table, as a dict of MEME's columns}."""
+    rows = table.sort_values("p-value", kind="stable").to_dict("records")
+    best = {}
+    for row in rows:
+        best.setdefault(row["Query_ID"], row)
+    return best
+
+
+def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1):
+    """Which planted motifs some pattern recovered, from a Tomtom table (path or DataFrame).
+
+    `planted` maps each task to the JASPAR ID (or list of IDs) planted for it. A pattern
+    recovers a motif when the motif is among its `max_rank` best matches (by p-value; 1 = its
+    top match) with q-value < q; IDs are compared without version (MA0139.2 = MA0139.1).
+    The decoy is judged the same way. Each motif also records `rank`, the best rank at which
+    it is a significant match of any pattern (None: none), so that a near miss (a related
+    factor ranked first) shows. `unplanted_patterns`: the patterns that recover no planted
+    motif (those that recover the decoy included), with their top match.
+    """
+    table = tomtom if isinstance(tomtom, pd.DataFrame) else read_tomtom(tomtom)
+    ranked = table.sort_values(["Query_ID", "p-value"], kind="stable")
+    ranked = ranked.assign(rank=ranked.groupby("Query_ID").cumcount() + 1,
+                           matrix=ranked["Target_ID"].map(_matrix))
+    significant = ranked[ranked["q-value"] < q]
+
+    def judge(motif_id):
+        rows = significant[significant["matrix"] == _matrix(motif_id)]
+        hits = rows[rows["rank"] <= max_rank]
+        return {"motif_id": motif_id, "recovered": not hits.empty,
+                "patterns": sorted(set(hits["Query_ID"]), key=_natural),
+                "q_value": float(hits["q-value"].min()) if not hits.empty else None,
+                "rank": int(rows["rank"].min()) if not rows.empty else None}
+
+    tasks_of = {}
+    for task, ids in planted.items():
+        for motif_id in [ids] if isinstance(ids, str) else ids:
+            tasks_of.setdefault(motif_id, []).append(task)
+    motifs = [judge(motif_id) | {"tasks": tasks} for motif_id, tasks in tasks_of.items()]
+    decoy = judge(decoy_id) if decoy_id is not None else None
+    recovering = {pattern for m in motifs for pattern in m["patterns"]}
+    unplanted = [{"pattern": name, "top_match": r["Target_ID"], "q_value": float(r["q-value"])}
+                 for name, r in sorted(top_matches(table).items(), key=lambda kv: _natural(kv[0]))
+                 if name not in recovering]
+    return {"q_threshold": q, "max_rank": max_rank, "motifs": motifs, "decoy": decoy,
+            "unplanted_patterns": unplanted,
+            "all_recovered": all(m["recovered"] for m in motifs),
+            "decoy_found": bool(decoy and decoy["recovered"])}
+
+
+def recovery_table(recovery):
+    """A motif recovery (`motif_recovery`) as a plain-text table; `rank` is the best rank of the
+    motif among any pattern's significant matches."""
+    def fmt(q):
+        return "-" if q is None else f"{q:.2g}"
+
+    def row(m, tasks, found):
+        return (f"{m['motif_id']:<12} {tasks:<22} {found:<9} {fmt(m['q_value']):<8} "
+                f"{m['rank'] or '-':<4} {' '.join(m['patterns']) or '-'}")
+
+    lines = [f"{'motif':<12} {'tasks':<22} {'recovered':<9} {'q-value':<8} rank patterns"]
+    for m in recovery["motifs"]:
+        lines.append(row(m, ",".join(m["tasks"]), "yes" if m["recovered"] else "NO"))
+    if recovery["decoy"] is not None:
+        d = recovery["decoy"]
+        lines.append(row(d, "(decoy)", "YES" if d["recovered"] else "no"))
+    for u in recovery["unplanted_patterns"]:
+        lines.append(f"  unplanted: {u['pattern']} top match {u['top_match']} "
+                     f"q={fmt(u['q_value'])}")
+    return "\n".join(lines)
+
+
+
+
+def recovery_report(recovery):
+    """recovery.json as text: the stacked run's table, each task's, and the verdict."""
+    if recovery is None:
+        return "no ground truth was given (no recovery.json)"
+    parts = ["all tasks stacked:", recovery_table(recovery["stacked"])]
+    for task, rec in recovery["tasks"].items():
+        parts += [f"task {task}:", recovery_table(rec)]
+    parts.append(f"all planted motifs recovered: {'yes' if recovery['all_recovered'] else 'NO'}"
+                 f"; decoy found: {'YES' if recovery['decoy_found'] else 'no'}")
+    return "\n".join(parts)
