@@ -5,7 +5,7 @@ softplus; every input requires grad), b = 8, d = 512, n = 16, float32, at each l
 runs in a fresh subprocess, so its peak memory (the process's peak RSS, imports and inputs
 included) is its own. Prints one table: time, peak memory and the fast scan's ratios to each peer.
 
-    python bench/scan.py [--lengths 1024 8192] [--repeats 3]
+    python bench/scan.py [--lengths 1024 8192] [--repeats 3] [--threads N]
 
 Implementations:
   fast      caduceus_lrp.scan_cpu.selective_scan_cpu (numba kernels).
@@ -17,12 +17,15 @@ Implementations:
 
 Peers at lengths above the smallest are timed once without a warm-up (they take tens of seconds),
 and are skipped, with the reason, when their peak memory extrapolated linearly from the smallest
-length would not fit in the memory available now.
+length would not fit in the memory available now. The load average is printed: other work on the
+machine slows every case, the many small threaded operations of the loop and mambapy most.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import math
 import os
 import resource
 import subprocess
@@ -36,11 +39,11 @@ from tqdm import tqdm
 from caduceus_lrp.scan import selective_scan_ref
 from caduceus_lrp.scan_cpu import selective_scan_cpu
 
-B, D, N = 8, 512, 16
+BATCH, CHANNELS, STATES = 8, 512, 16
 IMPLEMENTATIONS = ("fast", "fast-lrp", "loop", "mambapy")
 
 
-def mambapy_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+def mambapy_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """The scan through mambapy's pscan, as mambapy's Mamba does it. Shapes as selective_scan_ref."""
     from mambapy.pscan import pscan
 
@@ -55,28 +58,30 @@ def mambapy_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softp
 
 
 def make_inputs(l, seed=0):
-    """Inputs as a Mamba layer makes them: delta_bias = softplus^-1(dt), dt in [1e-3, 0.1];
-    A = -(1..n). All float32, all requiring grad."""
+    """Inputs as a Mamba layer makes them: delta_bias = softplus^-1(dt), dt log-uniform in
+    [1e-3, 0.1]; A = -(1..n). All float32, all requiring grad."""
     g = torch.Generator().manual_seed(seed)
-    dt = torch.exp(torch.rand(D, generator=g) * (torch.log(torch.tensor(0.1)) - torch.log(torch.tensor(1e-3)))
-                   + torch.log(torch.tensor(1e-3)))
+    dt = torch.exp(torch.empty(CHANNELS).uniform_(math.log(1e-3), math.log(0.1), generator=g))
     inputs = dict(
-        u=torch.randn(B, D, l, generator=g), delta=0.1 * torch.randn(B, D, l, generator=g),
-        A=-torch.arange(1, N + 1, dtype=torch.float32).repeat(D, 1),
-        B=torch.randn(B, N, l, generator=g), C=torch.randn(B, N, l, generator=g),
-        D=torch.ones(D), z=torch.randn(B, D, l, generator=g), delta_bias=dt + torch.log(-torch.expm1(-dt)))
+        u=torch.randn(BATCH, CHANNELS, l, generator=g),
+        delta=0.1 * torch.randn(BATCH, CHANNELS, l, generator=g),
+        A=-torch.arange(1, STATES + 1, dtype=torch.float32).repeat(CHANNELS, 1),
+        B=torch.randn(BATCH, STATES, l, generator=g), C=torch.randn(BATCH, STATES, l, generator=g),
+        D=torch.ones(CHANNELS), z=torch.randn(BATCH, CHANNELS, l, generator=g),
+        delta_bias=dt + torch.log(-torch.expm1(-dt)))
     return {k: v.requires_grad_() for k, v in inputs.items()}
 
 
 def run_case(impl, l, warmup, repeats):
     """Time forward + backward of one implementation in this process; return a result dict."""
+    startup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # interpreter, libraries
     inputs = make_inputs(l)
     if impl == "fast-lrp":
         for name, tensor in inputs.items():
             tensor.requires_grad_(name == "u")
     scan = {"fast": selective_scan_cpu, "fast-lrp": selective_scan_cpu, "loop": selective_scan_ref,
             "mambapy": mambapy_scan}[impl]
-    grad_out = torch.randn(B, D, l, generator=torch.Generator().manual_seed(1))
+    grad_out = torch.randn(BATCH, CHANNELS, l, generator=torch.Generator().manual_seed(1))
     times = []
     for i in range(warmup + repeats):
         for tensor in inputs.values():
@@ -87,7 +92,8 @@ def run_case(impl, l, warmup, repeats):
         times.append(time.perf_counter() - start)
         del out
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"seconds": sorted(times[warmup:])[len(times[warmup:]) // 2], "peak_bytes": peak}
+    return {"seconds": sorted(times[warmup:])[len(times[warmup:]) // 2], "peak_bytes": peak,
+            "startup_bytes": startup}
 
 
 def available_bytes():
@@ -96,11 +102,13 @@ def available_bytes():
     return int(fields["MemAvailable"].split()[0]) * 1024
 
 
-def child(impl, l, warmup, repeats):
-    """Run one case in a fresh interpreter; its JSON result, or a note why it did not run."""
+def child(impl, l, warmup, repeats, threads):
+    """Run one case in a fresh interpreter with `threads` threads (torch and numba); its JSON
+    result, or a note why it did not run."""
     command = [sys.executable, os.path.abspath(__file__), "--child", impl, str(l),
                str(warmup), str(repeats)]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
         return {"note": f"failed: {reason}"}
@@ -108,17 +116,15 @@ def child(impl, l, warmup, repeats):
 
 
 def mambapy_installed():
-    try:
-        import mambapy.pscan  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("mambapy") is not None
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 8192])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="threads for torch and numba in every case (default: all cores)")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -128,21 +134,25 @@ def main(argv=None):
     lengths = sorted(args.lengths)
     impls = [i for i in IMPLEMENTATIONS if i != "mambapy" or mambapy_installed()]
     results = {}
+    load_before = os.getloadavg()[0]
     cases = [(impl, l) for l in lengths for impl in impls]
     for impl, l in tqdm(cases, desc="cases", file=sys.stderr):
         peer_long = impl in ("loop", "mambapy") and l > lengths[0]
         small = results.get((impl, lengths[0]), {})
         if peer_long and "peak_bytes" in small:
-            estimate = small["peak_bytes"] * l / lengths[0]
+            start, peak = small["startup_bytes"], small["peak_bytes"]
+            estimate = start + (peak - start) * l / lengths[0]
             if estimate > 0.9 * available_bytes():
                 results[impl, l] = {"note": f"skipped: needs about {estimate / 2**30:.0f} GB, "
                                             f"{available_bytes() / 2**30:.0f} GB available"}
                 continue
         warmup, repeats = (0, 1) if peer_long else (1, args.repeats)
-        results[impl, l] = child(impl, l, warmup, repeats)
+        results[impl, l] = child(impl, l, warmup, repeats, args.threads)
 
-    print(f"selective scan, forward + backward: b={B}, d={D}, n={N}, float32, delta_softplus, "
-          f"D, z, delta_bias; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"selective scan, forward + backward: b={BATCH}, d={CHANNELS}, n={STATES}, float32, "
+          f"delta_softplus, "
+          f"D, z, delta_bias; torch {torch.__version__}, {args.threads} threads of {os.cpu_count()} "
+          f"cores; load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
     print("time: median of the timed runs (peers above the smallest length: one run); "
           "peak: the process's peak RSS")
     header = f"{'impl':<9} {'L':>6} {'time (s)':>9} {'peak (GB)':>10} {'fast speed-up':>14} " \

@@ -1,13 +1,14 @@
 """The fused CPU selective scan: numba kernels for its forward and backward, and the autograd Function.
 
 Glossary: b batch, d channels (d_inner), n state size (d_state), l length, c saved states per
-row, g channel groups.
+row, g groups of channel blocks.
 
 One kernel call runs the whole of `selective_scan_ref` (delta_bias, softplus, the recurrence,
-D * u, the silu(z) gate), one task per (b, d) row holding its state s (n,); nothing of size
-(b, d, l, n) exists. The forward keeps s only at the start of every CHUNK steps; the backward
-walks the chunks from the end, recomputes their states from the saved one into a (CHUNK, n)
-buffer per task, and runs the adjoint recursion
+D * u, the silu(z) gate). A task takes one batch row and a block of LANES channels, side by side
+in vector registers, with their state s (n, LANES); nothing of size (b, d, l, n) exists. The
+forward keeps s only at the start of every CHUNK steps; the backward walks the chunks from the
+end, recomputes their states from the saved one into a (CHUNK + 1, n, LANES) buffer per task, and
+runs the adjoint recursion
 
     g_t = dL/ds_t = g_{t+1} * exp(delta_{t+1} A) + dy_t C_t
 
@@ -25,12 +26,15 @@ import torch
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload
+from torch.autograd.function import once_differentiable
 
 from caduceus_lrp.scan import compute_dtype
 
 __all__ = ["CHUNK", "selective_scan_cpu"]
 
 CHUNK = 64  # steps between saved states: memory n / CHUNK of a (b, d, l) tensor
+LANES = 16  # channels per task, side by side in vector registers (a power of two). The kernels
+# take it as an argument: a compile-time trip count would be unrolled instead of vectorised.
 
 
 @intrinsic
@@ -161,152 +165,227 @@ def _silu_numba(z):
 
 
 @njit(cache=True, error_model="numpy")
-def _step_scalars(delta, bias, softplus, z, out):
-    """The per-step scalars of one row's chunk, in loops the compiler vectorises.
+def _load(x, bi, j0, steps, t0, tile):
+    """tile[k, j] = x[bi, j0 + j, t0 + k] for the block's channels j, 0 in the lanes beyond d."""
+    w = min(tile.shape[1], x.shape[1] - j0)
+    for j in range(w):
+        row = x[bi, j0 + j]
+        for k in range(steps):
+            tile[k, j] = row[t0 + k]
+    tile[:steps, w:] = 0
 
-    delta: (k,); z: (k,) or (0,) (no gate); out (4, CHUNK): rows delta_t, d delta_t / d delta,
-    silu(z_t), d silu(z_t) / d z_t (1 and 0 without a gate).
-    """
+
+@njit(cache=True, error_model="numpy")
+def _store(tile, bi, j0, steps, t0, x):
+    """x[bi, j0 + j, t0 + k] = tile[k, j] for the block's channels."""
+    for j in range(min(tile.shape[1], x.shape[1] - j0)):
+        row = x[bi, j0 + j]
+        for k in range(steps):
+            row[t0 + k] = tile[k, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _block_params(A, D, delta_bias, j0, lanes):
+    """A (n, lanes), D and delta_bias (lanes,) of the block's channels, zero in unused lanes."""
+    n = A.shape[1]
+    a = np.zeros((n, lanes), dtype=A.dtype)
+    Dl = np.zeros(lanes, dtype=A.dtype)
+    bias = np.zeros(lanes, dtype=A.dtype)
+    for j in range(min(lanes, A.shape[0] - j0)):
+        for m in range(n):
+            a[m, j] = A[j0 + j, m]
+        Dl[j] = D[j0 + j]
+        bias[j] = delta_bias[j0 + j]
+    return a, Dl, bias
+
+
+@njit(cache=True, error_model="numpy")
+def _step_scalars(steps, delta, bias, softplus, z, gated, out):
+    """The per-step scalars of a chunk, vectorised over lanes: delta, z (CHUNK, lanes) tiles ->
+    out (4, CHUNK, lanes): delta_t, d delta_t / d delta, silu(z_t), d silu(z_t) / d z_t
+    (1 and 0 without a gate)."""
     one = delta.dtype.type(1)
     zero = delta.dtype.type(0)
-    steps = delta.shape[0]
-    if softplus:
-        for k in range(steps):
-            out[0, k], out[1, k] = _softplus(delta[k] + bias)
-    else:
-        for k in range(steps):
-            out[0, k], out[1, k] = delta[k] + bias, one
-    if z.shape[0] > 0:
-        for k in range(steps):
-            out[2, k], out[3, k] = _silu(z[k])
-    else:
-        out[2, :steps] = one
-        out[3, :steps] = zero
+    for k in range(steps):
+        for j in range(delta.shape[1]):
+            if softplus:
+                out[0, k, j], out[1, k, j] = _softplus(delta[k, j] + bias[j])
+            else:
+                out[0, k, j], out[1, k, j] = delta[k, j] + bias[j], one
+            if gated:
+                out[2, k, j], out[3, k, j] = _silu(z[k, j])
+            else:
+                out[2, k, j], out[3, k, j] = one, zero
+
+
+@njit(inline="always")
+def _lane_sum(p):
+    """p[0] + ... + p[LANES - 1] as a pairwise tree (overwrites p)."""
+    h = LANES // 2
+    while h > 0:
+        for j in range(h):
+            p[j] += p[j + h]
+        h //= 2
+    return p[0]
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _forward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, out, states):
+def _forward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, out, states):
     """out = (scan + D * u) * silu(z), with delta_t = softplus(delta + delta_bias) if `softplus`.
 
     u, delta, out: (b, d, l); z: (b, d, l) or (b, d, 0) (no gate); A: (d, n); Bt, Ct: (b, l, n);
-    D, delta_bias: (d,). states: (b, d, c, n), filled with the state before steps 0, CHUNK,
-    2 CHUNK, ... (c = 0: none saved).
+    D, delta_bias: (d,); lanes = LANES. states: (b, c, n, d), filled with the state before steps
+    0, CHUNK, 2 CHUNK, ... (c = 0: none saved). One task per batch row and block of lanes channels.
     """
     b, d, l = u.shape
     n = A.shape[1]
-    save = states.shape[2] > 0
-    for row in prange(b * d):
-        bi = row // d
-        di = row % d
-        a = A[di]
-        s = np.zeros(n, dtype=u.dtype)
-        scalars = np.empty((4, CHUNK), dtype=u.dtype)
+    blocks = -(-d // lanes)
+    save = states.shape[1] > 0
+    gated = z.shape[2] > 0
+    for task in prange(b * blocks):
+        bi = task // blocks
+        j0 = task % blocks * lanes
+        w = min(lanes, d - j0)
+        a, Dl, bias = _block_params(A, D, delta_bias, j0, lanes)
+        s = np.zeros((n, lanes), dtype=u.dtype)
+        tiles = np.zeros((4, CHUNK, lanes), dtype=u.dtype)  # u, delta, z, out
+        scalars = np.empty((4, CHUNK, lanes), dtype=u.dtype)
+        x = np.empty(lanes, dtype=u.dtype)
+        y = np.empty(lanes, dtype=u.dtype)
         for t0 in range(0, l, CHUNK):
-            t1 = min(l, t0 + CHUNK)
+            steps = min(CHUNK, l - t0)
             if save:
-                states[bi, di, t0 // CHUNK] = s
-            _step_scalars(delta[bi, di, t0:t1], delta_bias[di], softplus,
-                          z[bi, di, t0:t1], scalars)
-            for t in range(t0, t1):
-                dt = scalars[0, t - t0]
-                x = dt * u[bi, di, t]
+                states[bi, t0 // CHUNK, :, j0:j0 + w] = s[:, :w]
+            _load(u, bi, j0, steps, t0, tiles[0])
+            _load(delta, bi, j0, steps, t0, tiles[1])
+            if gated:
+                _load(z, bi, j0, steps, t0, tiles[2])
+            _step_scalars(steps, tiles[1], bias, softplus, tiles[2], gated, scalars)
+            for k in range(steps):
+                for j in range(lanes):
+                    x[j] = scalars[0, k, j] * tiles[0, k, j]
+                    y[j] = 0
                 for m in range(n):
-                    s[m] = _exp(dt * a[m]) * s[m] + x * Bt[bi, t, m]
-                y = s[0] * Ct[bi, t, 0]
-                for m in range(1, n):
-                    y += s[m] * Ct[bi, t, m]
-                out[bi, di, t] = (y + D[di] * u[bi, di, t]) * scalars[2, t - t0]
+                    bm = Bt[bi, t0 + k, m]
+                    cm = Ct[bi, t0 + k, m]
+                    for j in range(lanes):
+                        s[m, j] = _exp(scalars[0, k, j] * a[m, j]) * s[m, j] + x[j] * bm
+                        y[j] += s[m, j] * cm
+                for j in range(lanes):
+                    tiles[3, k, j] = (y[j] + Dl[j] * tiles[0, k, j]) * scalars[2, k, j]
+            _store(tiles[3], bi, j0, steps, t0, out)
 
 
 @njit(parallel=True, cache=True, error_model="numpy")
-def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, states, dout, groups,
-                     du, dD, dBt, ddelta, dA, dCt, dz):
-    """Gradients of `_forward_kernel`'s out for dout = dL/dout (b, d, l); one task per
-    (batch row, group of channels d = j, j + groups, j + 2 groups, ...).
+def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, states, dout,
+                     groups, du, dD, dBt, ddelta, dA, dCt, dz):
+    """Gradients of `_forward_kernel`'s out for dout = dL/dout (b, d, l); one task per batch row
+    and group of channel blocks (blocks j, j + groups, j + 2 groups, ...).
 
-    Always writes du (b, d, l) and dD (b, d) (summed over l); dBt (g, b, l, n) (summed over each
-    group's channels) unless it is empty. When `states` is filled, also ddelta (b, d, l), dA
-    (b, d, n), dCt (g, b, l, n) and, with a gate, dz (b, d, l); else these may be empty.
-    The caller sums dD, dA over b and dBt, dCt over g.
+    Inputs as `_forward_kernel`'s. Always writes du (b, d, l) and dD (b, d) (summed over l); dBt
+    (g, b, l, n) (summed over each group's channels) unless it is empty. When `states` is filled,
+    also ddelta (b, d, l), dA (b, d, n), dCt (g, b, l, n) and, with a gate, dz (b, d, l); else
+    these may be empty. The caller sums dD, dA over b and dBt, dCt over g.
     """
     b, d, l = u.shape
     n = A.shape[1]
-    with_states = states.shape[2] > 0
+    blocks = -(-d // lanes)
+    with_states = states.shape[1] > 0
     want_B = dBt.shape[0] > 0
     gated = z.shape[2] > 0
     zero = u.dtype.type(0)
     for task in prange(b * groups):
         bi = task // groups
-        gi = task % groups
-        S = np.zeros((CHUNK + 1, n), dtype=u.dtype)  # S[k]: state before step t0 + k
-        E = np.empty((CHUNK, n), dtype=u.dtype)  # E[k] = exp(delta_{t0 + k} A)
-        G = np.empty((CHUNK, n), dtype=u.dtype)  # G[k] = dL/ds after step t0 + k
-        scalars = np.empty((4, CHUNK), dtype=u.dtype)
-        dys = np.empty(CHUNK, dtype=u.dtype)  # dL/dy (before the gate)
-        s = np.empty(n, dtype=u.dtype)
-        g = np.empty(n, dtype=u.dtype)  # dL/ds, carried backwards
-        dA_row = np.empty(n, dtype=u.dtype)
-        for di in range(gi, d, groups):
-            a = A[di]
+        S = np.zeros((CHUNK + 1, n, lanes), dtype=u.dtype)  # S[k]: state before step t0 + k
+        E = np.empty((CHUNK, n, lanes), dtype=u.dtype)  # E[k] = exp(delta_{t0 + k} A)
+        tiles = np.zeros((7, CHUNK, lanes), dtype=u.dtype)  # u, delta, z, dout, du, ddelta, dz
+        scalars = np.empty((4, CHUNK, lanes), dtype=u.dtype)
+        x = np.empty((CHUNK, lanes), dtype=u.dtype)  # delta_t u_t
+        g = np.empty((n, lanes), dtype=u.dtype)  # dL/ds, carried backwards
+        dA_acc = np.empty((n, lanes), dtype=u.dtype)
+        dD_acc = np.empty(lanes, dtype=u.dtype)
+        dy = np.empty(lanes, dtype=u.dtype)
+        gB = np.empty(lanes, dtype=u.dtype)
+        gA = np.empty(lanes, dtype=u.dtype)
+        y = np.empty(lanes, dtype=u.dtype)
+        pB = np.empty(lanes, dtype=u.dtype)
+        pC = np.empty(lanes, dtype=u.dtype)
+        for block in range(task % groups, blocks, groups):
+            j0 = block * lanes
+            w = min(lanes, d - j0)
+            a, Dl, bias = _block_params(A, D, delta_bias, j0, lanes)
             g[:] = zero
-            dA_row[:] = zero
-            dD_row = zero
+            dA_acc[:] = zero
+            dD_acc[:] = zero
             for t0 in range((l - 1) // CHUNK * CHUNK, -1, -CHUNK):
                 steps = min(CHUNK, l - t0)
-                _step_scalars(delta[bi, di, t0:t0 + steps], delta_bias[di], softplus,
-                              z[bi, di, t0:t0 + steps], scalars)
+                _load(u, bi, j0, steps, t0, tiles[0])
+                _load(delta, bi, j0, steps, t0, tiles[1])
+                if gated:
+                    _load(z, bi, j0, steps, t0, tiles[2])
+                _load(dout, bi, j0, steps, t0, tiles[3])
+                _step_scalars(steps, tiles[1], bias, softplus, tiles[2], gated, scalars)
                 if with_states:
-                    s[:] = states[bi, di, t0 // CHUNK]
-                    S[0] = s
+                    S[0] = zero
+                    S[0, :, :w] = states[bi, t0 // CHUNK, :, j0:j0 + w]
                 for k in range(steps):  # recompute the chunk's steps
-                    dt = scalars[0, k]
+                    for j in range(lanes):
+                        x[k, j] = scalars[0, k, j] * tiles[0, k, j]
                     for m in range(n):
-                        E[k, m] = _exp(dt * a[m])
+                        for j in range(lanes):
+                            E[k, m, j] = _exp(scalars[0, k, j] * a[m, j])
                     if with_states:
-                        x = dt * u[bi, di, t0 + k]
                         for m in range(n):
-                            s[m] = E[k, m] * s[m] + x * Bt[bi, t0 + k, m]
-                            S[k + 1, m] = s[m]
+                            bm = Bt[bi, t0 + k, m]
+                            for j in range(lanes):
+                                S[k + 1, m, j] = E[k, m, j] * S[k, m, j] + x[k, j] * bm
                 for k in range(steps - 1, -1, -1):  # the adjoint recursion
-                    dy = dout[bi, di, t0 + k] * scalars[2, k]
-                    dys[k] = dy
-                    for m in range(n):
-                        g[m] += dy * Ct[bi, t0 + k, m]
-                        G[k, m] = g[m]
-                        g[m] *= E[k, m]
-                for k in range(steps):  # gradients of the per-step inputs
                     t = t0 + k
-                    dt = scalars[0, k]
-                    ut = u[bi, di, t]
-                    dy = dys[k]
-                    gB = G[k, 0] * Bt[bi, t, 0]
-                    for m in range(1, n):
-                        gB += G[k, m] * Bt[bi, t, m]
-                    du[bi, di, t] = dt * gB + D[di] * dy
-                    dD_row += dy * ut
-                    if with_states:
-                        gA = G[k, 0] * E[k, 0] * S[k, 0] * a[0]  # through exp(delta_t A)
-                        y = S[k + 1, 0] * Ct[bi, t, 0]
-                        for m in range(1, n):
-                            gA += G[k, m] * E[k, m] * S[k, m] * a[m]
-                            y += S[k + 1, m] * Ct[bi, t, m]
-                        ddelta[bi, di, t] = (gA + ut * gB) * scalars[1, k]
-                        if gated:
-                            dz[bi, di, t] = dout[bi, di, t] * (y + D[di] * ut) * scalars[3, k]
-                if want_B:
-                    for k in range(steps):
-                        x = scalars[0, k] * u[bi, di, t0 + k]
-                        for m in range(n):
-                            dBt[gi, bi, t0 + k, m] += G[k, m] * x
+                    for j in range(lanes):
+                        dy[j] = tiles[3, k, j] * scalars[2, k, j]
+                        gB[j] = zero
+                        gA[j] = zero
+                        y[j] = zero
+                    for m in range(n):
+                        bm = Bt[bi, t, m]
+                        cm = Ct[bi, t, m]
+                        if with_states:
+                            for j in range(lanes):
+                                gm = g[m, j] + dy[j] * cm
+                                gB[j] += gm * bm
+                                h = gm * E[k, m, j] * S[k, m, j]  # dL/d(delta_t A) via exp
+                                gA[j] += h * a[m, j]
+                                dA_acc[m, j] += h * scalars[0, k, j]
+                                y[j] += S[k + 1, m, j] * cm
+                                pB[j] = gm * x[k, j]
+                                pC[j] = dy[j] * S[k + 1, m, j]
+                                g[m, j] = gm * E[k, m, j]
+                            dBt[task % groups, bi, t, m] += _lane_sum(pB)
+                            dCt[task % groups, bi, t, m] += _lane_sum(pC)
+                        else:
+                            for j in range(lanes):
+                                gm = g[m, j] + dy[j] * cm
+                                gB[j] += gm * bm
+                                pB[j] = gm * x[k, j]
+                                g[m, j] = gm * E[k, m, j]
+                            if want_B:
+                                dBt[task % groups, bi, t, m] += _lane_sum(pB)
+                    for j in range(lanes):
+                        ut = tiles[0, k, j]
+                        tiles[4, k, j] = scalars[0, k, j] * gB[j] + Dl[j] * dy[j]
+                        tiles[5, k, j] = (gA[j] + ut * gB[j]) * scalars[1, k, j]
+                        tiles[6, k, j] = tiles[3, k, j] * (y[j] + Dl[j] * ut) * scalars[3, k, j]
+                        dD_acc[j] += dy[j] * ut
+                _store(tiles[4], bi, j0, steps, t0, du)
                 if with_states:
-                    for k in range(steps):
-                        dt = scalars[0, k]
-                        for m in range(n):
-                            dCt[gi, bi, t0 + k, m] += dys[k] * S[k + 1, m]
-                            dA_row[m] += G[k, m] * E[k, m] * S[k, m] * dt
-            if with_states:
-                dA[bi, di] = dA_row
-            dD[bi, di] = dD_row
+                    _store(tiles[5], bi, j0, steps, t0, ddelta)
+                    if gated:
+                        _store(tiles[6], bi, j0, steps, t0, dz)
+            for j in range(w):
+                dD[bi, j0 + j] = dD_acc[j]
+                if with_states:
+                    for m in range(n):
+                        dA[bi, j0 + j, m] = dA_acc[m, j]
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias):
@@ -327,8 +406,8 @@ def _array(t):
 
 
 def _groups(b, d):
-    """Channel groups per batch row in the backward pass: at least two tasks per thread."""
-    return max(1, min(d, -(-2 * numba.get_num_threads() // b)))
+    """Groups of channel blocks per batch row in the backward pass: two tasks per thread."""
+    return max(1, min(-(-d // LANES), -(-2 * numba.get_num_threads() // b)))
 
 
 def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias):
@@ -339,11 +418,11 @@ def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias):
 
 
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, with_states):
-    """The output (b, d, l) and the saved states (b, d, c, n), c = 0 unless `with_states`."""
+    """The output (b, d, l) and the saved states (b, c, n, d), c = 0 unless `with_states`."""
     b, d, l = u.shape
     out = torch.empty_like(u)
-    states = u.new_empty(b, d, -(-l // CHUNK) if with_states else 0, A.shape[1])
-    _forward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias), delta_softplus,
+    states = u.new_empty(b, -(-l // CHUNK) if with_states else 0, A.shape[1], d)
+    _forward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias), delta_softplus, LANES,
                     out.numpy(), states.numpy())
     return out, states
 
@@ -362,13 +441,14 @@ class _SelectiveScanCPU(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dout):
         u, delta, A, B, C, D, z, delta_bias, states = ctx.saved_tensors
         needs = ctx.needs_input_grad
         b, d, l = u.shape
         n = A.shape[1]
         groups = _groups(b, d)
-        with_states = states.shape[2] > 0
+        with_states = states.shape[1] > 0
 
         def buffer(needed, *shape, zeros=False):
             shape = shape if needed else (0,) * len(shape)
@@ -382,7 +462,7 @@ class _SelectiveScanCPU(torch.autograd.Function):
         dCt = buffer(with_states, groups, b, l, n, zeros=True)
         dz = buffer(with_states and z is not None, b, d, l)
         _backward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias),
-                         ctx.delta_softplus, states.numpy(), _array(dout), groups,
+                         ctx.delta_softplus, LANES, states.numpy(), _array(dout), groups,
                          du.numpy(), dD.numpy(), dBt.numpy(), ddelta.numpy(), dA.numpy(),
                          dCt.numpy(), dz.numpy())
         return (du, ddelta if needs[1] else None, dA.sum(0) if needs[2] else None,

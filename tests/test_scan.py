@@ -9,7 +9,7 @@ from numba import njit
 
 from caduceus_lrp import scan_cpu
 from caduceus_lrp.scan import scan_path, selective_scan, selective_scan_ref
-from caduceus_lrp.scan_cpu import CHUNK, selective_scan_cpu
+from caduceus_lrp.scan_cpu import CHUNK, LANES, selective_scan_cpu
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 # float32: both scans round differently (the reference's einsum sums in another order); gradients
@@ -47,14 +47,16 @@ def assert_matches_reference(inputs, softplus, dtype):
     for name in ref:
         scale = ref[name].abs().max().item() or 1.0
         torch.testing.assert_close(fast[name] / scale, ref[name] / scale, **TOL[dtype],
-                                   msg=lambda m: f"{name}: {m}")
+                                   msg=lambda m, name=name: f"{name}: {m}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("b, d, n, l", [(2, 3, 4, 37), (2, 3, 4, 1), (1, 4, 5, 2 * CHUNK + 13)])
+@pytest.mark.parametrize("b, d, n, l", [(2, 3, 4, 37), (2, 3, 4, 1), (1, 4, 5, 2 * CHUNK + 13),
+                                        (2, 2 * LANES + 5, 3, 9)])
 def test_matches_reference(b, d, n, l, dtype):
-    """Odd lengths, l = 1, batch 1 and several checkpoint chunks; with and without the gate z,
-    delta_bias and softplus; outputs and the gradients of every input."""
+    """Odd lengths, l = 1, batch 1, several checkpoint chunks, several blocks of channels (the last
+    one partly filled); with and without the gate z, delta_bias and softplus; outputs and the
+    gradients of every input."""
     for gate, bias, softplus in itertools.product([True, False], repeat=3):
         inputs = make_inputs(b, d, n, l, dtype, gate=gate, bias=bias, softplus=softplus)
         assert_matches_reference(inputs, softplus, dtype)
@@ -74,7 +76,7 @@ def test_lrp_mode_gives_the_same_u_gradient_and_keeps_no_states():
     full = make_inputs(2, 3, 4, 2 * CHUNK + 5, torch.float64)
     lrp = {k: v.detach().requires_grad_(k == "u") for k, v in full.items()}
     out = selective_scan_cpu(**lrp, delta_softplus=True)
-    assert out.grad_fn.saved_tensors[-1].shape == (2, 3, 0, 4)  # no states saved
+    assert out.grad_fn.saved_tensors[-1].shape == (2, 0, 4, 3)  # no states saved
     (du,) = torch.autograd.grad(out, lrp["u"], torch.ones_like(out))
     (du_ref,) = torch.autograd.grad(selective_scan_ref(**full, delta_softplus=True), full["u"],
                                     torch.ones_like(out))
@@ -82,9 +84,21 @@ def test_lrp_mode_gives_the_same_u_gradient_and_keeps_no_states():
 
 
 def test_saves_one_state_per_chunk():
-    """Memory is bounded: the forward keeps (b, d, ceil(l / CHUNK), n) states, not (b, d, l, n)."""
+    """Memory is bounded: the forward keeps (b, ceil(l / CHUNK), n, d) states, not (b, d, l, n)."""
     out = selective_scan_cpu(**make_inputs(2, 3, 4, 3 * CHUNK + 1, torch.float32))
-    assert out.grad_fn.saved_tensors[-1].shape == (2, 3, 4, 4)
+    assert out.grad_fn.saved_tensors[-1].shape == (2, 4, 4, 3)
+
+
+def test_non_contiguous_inputs():
+    """Inputs that are views with other strides (as the model passes them) give the same results."""
+    inputs = make_inputs(2, 3, 4, 30, torch.float64)
+    strided = {k: v.detach().transpose(-1, 0).contiguous().transpose(-1, 0).requires_grad_()
+               if v.dim() == 3 else v for k, v in inputs.items()}
+    assert not strided["u"].is_contiguous()
+    fast = outputs_and_grads(selective_scan_cpu, strided, True)
+    ref = outputs_and_grads(selective_scan_cpu, inputs, True)
+    for name in ref:
+        torch.testing.assert_close(fast[name], ref[name], rtol=0, atol=0)
 
 
 def test_no_grad_output_equals_grad_output():
