@@ -41,10 +41,10 @@ BASES = (7, 8, 9, 10)  # A, C, G, T
 class PretrainConfig:
     """Size of the backbone and the masked-LM schedule; one --flag per field."""
 
-    d_model: int = field(default=64, metadata={"help": "width of the backbone"})
+    d_model: int = field(default=32, metadata={"help": "width of the backbone"})
     n_layer: int = field(default=4, metadata={"help": "number of BiMamba layers"})
     rcps: bool = field(default=True, metadata={"help": "RC-equivariant (ps) or not (ph)"})
-    steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    steps: int = field(default=600, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "sequences per step"})
     lr: float = field(default=4e-3, metadata={"help": "peak learning rate (cosine, warm-up)"})
     warmup_frac: float = field(default=0.05, metadata={"help": "fraction of steps of warm-up"})

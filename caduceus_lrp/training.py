@@ -74,11 +74,11 @@ class TrainConfig:
                                          "memory on long sequences)", default=False)
     cnn_filters: int = _help("CNN baseline: number of convolution filters", default=64)
     cnn_width: int = _help("CNN baseline: filter width (bp)", default=15)
-    epochs: int = _help("maximum number of epochs", default=3)
-    batch_size: int = _help("global batch size (split over torchrun ranks)", default=64)
+    epochs: int = _help("maximum number of epochs", default=4)
+    batch_size: int = _help("global batch size (split over torchrun ranks)", default=16)
     lr: float = _help("peak learning rate of the unfrozen backbone layers (all CNN layers)",
-                      default=2e-3)
-    head_lr: float = _help("peak learning rate of the EPI head and the final norm", default=1e-2)
+                      default=4e-3)
+    head_lr: float = _help("peak learning rate of the EPI head and the final norm", default=2e-2)
     weight_decay: float = _help("AdamW weight decay of weight matrices (none on A_log, D, norms "
                                 "and biases)", default=0.1)
     warmup_frac: float = _help("fraction of the steps with a linear warm-up", default=0.05)
@@ -372,6 +372,56 @@ def _loss_fns(cfg: TrainConfig, device):
         torch.sigmoid)
 
 
+class _Stepper:
+    """The optimisation steps of one epoch: batches, RC strand choice (ph), schedule, loss
+    scaled for DDP, NaN check, clipping."""
+
+    def __init__(self, cfg, model, optimizer, features, labels, train_idx, loss_fn, lr_factor_at,
+                 n_strands, device, autocast):
+        self.cfg, self.model, self.optimizer = cfg, model, optimizer
+        self.features, self.labels, self.train_idx = features, labels, train_idx
+        self.loss_fn, self.lr_factor_at, self.n_strands = loss_fn, lr_factor_at, n_strands
+        self.device, self.autocast = device, autocast
+
+    def epoch(self, epoch: int, first_step: int) -> tuple[float, int]:
+        """Train one epoch; (summed per-sequence loss, sequences) over all ranks."""
+        cfg, (rank, world) = self.cfg, _rank_world()
+        n = len(self.train_idx)
+        gen = torch.Generator().manual_seed(cfg.train_seed * 100_003 + epoch + 7)
+        strands = torch.randint(0, self.n_strands, (n,), generator=gen)   # RC augmentation (ph)
+        batches = epoch_batches(n, cfg.batch_size, cfg.train_seed, epoch, rank, world)
+        global_sizes = [len(b) for b in epoch_batches(n, cfg.batch_size, cfg.train_seed, epoch)]
+        loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                   disable=rank != 0, leave=False)
+        for step, local in enumerate(bar):
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * self.lr_factor_at(first_step + step)
+            rows = self.train_idx[local]
+            f = self.features(rows)                                       # (b, S, l, c)
+            f = f[torch.arange(len(rows)), strands[local]]                # (b, l, c)
+            with self.autocast:
+                logits = self.model(f)
+            per_seq = self.loss_fn(logits.float(), self.labels[rows].to(self.device))
+            # DDP averages gradients over ranks: this makes it the global-batch mean
+            loss = per_seq.sum() * (world / global_sizes[step])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}; "
+                    "training stopped (lower --lr / --head-lr, or check the labels)")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            loss_sum += per_seq.sum().item()
+            seen += len(rows)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
+                            seq_s=f"{seen * world / (time.perf_counter() - t0):.1f}")
+        loss_sum, seen = _all_sum([loss_sum, seen], self.device)
+        return loss_sum, int(seen)
+
+
 def run_training(cfg: TrainConfig) -> dict:
     """Fine-tune (or train the CNN baseline) as configured; write the outputs; return the final
     metrics (`val.macro_auroc`, `test.macro_auroc`, per task, ...)."""
@@ -418,9 +468,8 @@ def _train(cfg: TrainConfig) -> dict:
     ddp = (nn.parallel.DistributedDataParallel(top, device_ids=[device] if device.type == "cuda"
                                                else None) if world > 1 else top)
     optimizer = torch.optim.AdamW(
-        [{k: v for k, v in g.items() if k != "names"} for g in
+        [{k: v for k, v in g.items() if k != "names"} | {"initial_lr": g["lr"]} for g in
          param_groups(split.model, cfg.lr, cfg.head_lr, cfg.weight_decay)], betas=(0.9, 0.95))
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
     steps_per_epoch = len(epoch_batches(len(train_idx), cfg.batch_size, 0, 0, 0, world))
     total_steps = cfg.epochs * steps_per_epoch
     warmup = round(cfg.warmup_frac * total_steps)
@@ -430,48 +479,17 @@ def _train(cfg: TrainConfig) -> dict:
     if cfg.resume:
         state = _load_resume(out.last, cfg, split, optimizer, device)
         log.info(f"resumed from {out.last} after epoch {state['epoch']}")
-    n_train_seq = len(train_idx)
+    step_fn = _Stepper(cfg, ddp, optimizer, features, labels, train_idx, loss_fn,
+                       lr_factor_at=lambda step: lr_factor(step, total_steps, warmup,
+                                                           cfg.min_lr_ratio),
+                       n_strands=split.n_strands, device=device, autocast=autocast)
     try:
         for epoch in range(state["epoch"], cfg.epochs):
             if state["bad_epochs"] >= cfg.patience:
                 break
             split.train()
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(cfg.train_seed * 100_003 + epoch + 7)
-            strands = torch.randint(0, split.n_strands, (n_train_seq,), generator=gen)
-            batches = epoch_batches(n_train_seq, cfg.batch_size, cfg.train_seed, epoch, rank, world)
-            global_sizes = [len(b) for b in epoch_batches(n_train_seq, cfg.batch_size,
-                                                          cfg.train_seed, epoch)]
-            loss_sum, seen = 0.0, 0
-            bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       disable=rank != 0, leave=False)
-            for step, local in enumerate(bar):
-                global_step = epoch * steps_per_epoch + step
-                factor = lr_factor(global_step, total_steps, warmup, cfg.min_lr_ratio)
-                for group, base in zip(optimizer.param_groups, base_lrs):
-                    group["lr"] = base * factor
-                rows = train_idx[local]
-                f = features(rows)                                        # (b, S, l, c)
-                f = f[torch.arange(len(rows)), strands[local]]            # (b, l, c)
-                with autocast:
-                    logits = ddp(f)
-                per_seq = loss_fn(logits.float(), labels[rows].to(device))
-                loss = per_seq.sum() * (world / global_sizes[step])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"epoch {epoch + 1}, step {step + 1}: the loss is {loss.item()}; "
-                        "training stopped (lower --lr / --head-lr, or check the labels)")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(top.parameters(), cfg.grad_clip)
-                optimizer.step()
-                loss_sum += per_seq.sum().item()
-                seen += len(rows)
-                elapsed = time.perf_counter() - t0
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
-                                seq_s=f"{seen * world / elapsed:.1f}")
-            loss_sum, seen = _all_sum([loss_sum, seen], device)
+            loss_sum, seen = step_fn.epoch(epoch, first_step=epoch * steps_per_epoch)
             train_seconds = time.perf_counter() - t0
             probs = _predict(split, features, val_idx, cfg.batch_size, probs_fn, autocast)
             metrics = compute_metrics(ds.labels[val_idx.numpy()], probs, ds.task_names, "val")
@@ -500,7 +518,7 @@ def _train(cfg: TrainConfig) -> dict:
                 out.history_csv(state["history"])
                 _save_resume(out.last, cfg, split, optimizer, state)
     finally:
-        del ddp, top
+        del ddp, top, step_fn
         gc.collect()
     return _finish(cfg, out, ds, split, features, probs_fn, state, (test_idx, val_idx),
                    {"trainable_params": n_train, "total_params": n_total,

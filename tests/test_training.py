@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -238,61 +239,67 @@ def test_ph_backbone_and_nan_loss(tiny, tmp_path, monkeypatch):
 # -- command line --------------------------------------------------------------------------------
 
 
-def run_cli(*args, env=None, **kw):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1",
-                                                    **(env or {})}, **kw)
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--lr", "-1"], "error: --lr: must be positive (got -1.0)"),
-    (["--pooling", "first"], "error: --pooling: choose one of mean, max, center (got 'first')"),
-    (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
-     "error: --pretrained: give --pretrained or --arch, not both"),
-])
-def test_cli_bad_values_one_line_exit_2(args, message, capsys):
+def cli_error(argv, capsys) -> str:
+    """stderr of the CLI run in-process, which must exit with status 2."""
     from caduceus_lrp.train_caduceus_finetune import main
 
     with pytest.raises(SystemExit) as exc:
-        main(args)
+        main([str(a) for a in argv])
     assert exc.value.code == 2
-    assert capsys.readouterr().err == message + "\n"
+    return capsys.readouterr().err
 
 
-def test_cli_errors_in_a_subprocess(tiny, tmp_path):
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "-1"], "--lr: must be positive (got -1.0)"),
+    (["--pooling", "first"], "--pooling: choose one of mean, max, center (got 'first')"),
+    (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
+     "--pretrained: give --pretrained or --arch, not both"),
+    (["--arch", "caduceus-ps_seqlen-1k_d_model-999"], "--arch: unknown architecture"),
+])
+def test_cli_bad_values_one_line_exit_2(args, message, capsys):
+    err = cli_error(args, capsys)
+    assert err.startswith("error: " + message) and err.count("\n") == 1
+
+
+def test_cli_bad_files_one_line_exit_2(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     bad_cfg = tmp_path / "bad.yaml"
     bad_cfg.write_text("epochs: 2\nbatch_sise: 8\n")
-    r = run_cli("--config", bad_cfg)
-    assert r.returncode == 2 and r.stderr.strip() == f"error: {bad_cfg}: line 2: unknown field 'batch_sise'"
+    assert cli_error(["--config", bad_cfg], capsys) == \
+        f"error: {bad_cfg}: line 2: unknown field 'batch_sise'\n"
     bad_cfg.write_text("epochs: two\n")
-    r = run_cli("--config", bad_cfg)
-    assert r.stderr.strip() == f"error: {bad_cfg}: line 1: epochs: expected int, got 'two'"
+    assert cli_error(["--config", bad_cfg], capsys) == \
+        f"error: {bad_cfg}: line 1: epochs: expected int, got 'two'\n"
+    bad_cfg.write_text("epochs: [1\n")
+    assert cli_error(["--config", bad_cfg], capsys).startswith(f"error: {bad_cfg}: line 2: not valid YAML")
     bad_data = tmp_path / "bad.tsv"
     bad_data.write_text("sequence\tlabel\nACGT\t1\nACGT\tyes\n")
-    r = run_cli("--data", bad_data, "--pretrained", tiny[1], "--out-dir", tmp_path)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert r.stderr.startswith(f"error: {bad_data}: line 3: label 'label' is not a number")
-    r = run_cli("--pretrained", "owner/not-here", "--data", tiny[0], "--seq-len", 32,
-                "--out-dir", tmp_path)
-    assert r.returncode == 2 and "owner/not-here: not a local folder" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    err = cli_error(["--data", bad_data, "--pretrained", tiny[1], "--out-dir", tmp_path], capsys)
+    assert err.startswith(f"error: {bad_data}: line 3: label 'label' is not a number")
+    assert err.count("\n") == 1
+    err = cli_error(["--pretrained", "owner/not-here", "--data", tiny[0], "--seq-len", 32,
+                     "--out-dir", tmp_path], capsys)
+    assert "owner/not-here: not a local folder" in err and err.count("\n") == 1
+    err = cli_error(["--data", tiny[0], "--seq-len", 32, "--pretrained", tiny[1], "--loss", "ce",
+                     "--out-dir", tmp_path], capsys)
+    assert re.fullmatch(r"error: --loss ce: sequence s\d+ does not have exactly one class \(use "
+                        r"--loss bce for multi-label data\)\n", err)
 
 
 def test_torchrun_two_processes_match_one(tiny, tmp_path):
+    """2 ranks with gloo, each half of every global batch of 16, against 1 process."""
     torchrun = shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun is not on PATH")
     cfg = tiny_cfg(tiny, tmp_path / "one", epochs=2, batch_size=16)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
-    one = run_cli("--config", tmp_path / "cfg.yaml", env={"OMP_NUM_THREADS": "1"}, timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", str(SCRIPT), "--config",
          str(tmp_path / "cfg.yaml"), "--out-dir", str(tmp_path / "two"), "--plots-dir",
          str(tmp_path / "two_plots")], capture_output=True, text=True, cwd=ROOT, timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"})
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"})
     assert two.returncode == 0, two.stderr[-2000:]
-    a = json.loads((tmp_path / "one" / "models" / "metrics.json").read_text())
+    a = run_training(cfg)
     b = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert b["world_size"] == 2 and a["world_size"] == 1
     for key in a:
@@ -300,3 +307,5 @@ def test_torchrun_two_processes_match_one(tiny, tmp_path):
             assert b[key] == pytest.approx(a[key], abs=1e-3), key  # stated tolerance: 1e-3
     assert [r["train_loss"] for r in b["history"]] == pytest.approx(
         [r["train_loss"] for r in a["history"]], rel=1e-4)
+    assert sorted(p.name for p in (tmp_path / "two_plots").iterdir()) == \
+        ["dist_EPI.png", "epoch1_roc.png", "epoch2_roc.png"]

@@ -1,0 +1,97 @@
+"""Fine-tuning throughput with and without the frozen-layer cache, and the share of the selective scan.
+
+    python bench/train.py [--batch 64] [--length 200] [--steps 3] [--models default,d256x4,131kx16]
+
+For each backbone (the default configuration's demo backbone; random ps d256 x 4 layers; random
+ps d256 x 16 layers, the 131k architecture), `--unfreeze-layers 2`, max pooling, 6 tasks, one
+training step (forward, backward, AdamW) on a batch of random sequences is timed:
+  cached:   the top layers and head on the cached frozen activations (what training does);
+  uncached: the frozen embedding and lower layers run (no grad) for every batch, then the same step
+            (the peer, measured in this run).
+Columns: sequences/s of both, the speed-up cached/uncached, and the fraction of the cached step's
+CPU time spent in the selective scan (forward + backward kernels, from torch.profiler).
+The CPU threads are torch's defaults; run it on an idle machine.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from caduceus_lrp import architecture_config, build_caduceus, load_caduceus  # noqa: E402
+from caduceus_lrp.epi_head import CaduceusClassifier  # noqa: E402
+from caduceus_lrp.frozen_cache import SplitCaduceus  # noqa: E402
+from caduceus_lrp.training import DEMO_BACKBONE, param_groups  # noqa: E402
+
+BACKBONES = {
+    "default": lambda: load_caduceus(DEMO_BACKBONE),
+    "d256x4": lambda: build_caduceus(architecture_config(
+        "caduceus-ps_seqlen-1k_d_model-256_n_layer-4_lr-8e-3")),
+    "131kx16": lambda: build_caduceus(architecture_config(
+        "caduceus-ps_seqlen-131k_d_model-256_n_layer-16")),
+}
+
+
+def step_fn(split, optimizer, ids, cached):
+    """One training step; `cached` holds the frozen activations, else they are computed."""
+    f = cached if cached is not None else split.features(ids)
+    loss = split.top(f[:, 0]).float().pow(2).mean()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def seconds_per_step(fn, steps):
+    fn()  # warm-up (kernel compilation, allocator)
+    t = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - t) / steps
+
+
+def scan_fraction(fn):
+    from torch.profiler import profile
+
+    with profile() as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    scan = sum(e.self_cpu_time_total for e in events if "SelectiveScan" in e.key)
+    return scan / total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--length", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--models", default=",".join(BACKBONES))
+    args = parser.parse_args()
+    ids = torch.randint(7, 11, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
+    print(f"batch {args.batch} x {args.length} bp, {torch.get_num_threads()} torch threads, "
+          f"{args.steps} timed steps after one warm-up")
+    print(f"{'backbone':<10} {'d x layers':>11} {'trainable':>10} {'cached seq/s':>13} "
+          f"{'uncached seq/s':>15} {'speed-up':>9} {'scan share':>11}")
+    for name in args.models.split(","):
+        lm = BACKBONES[name]()
+        cfg = lm.config
+        split = SplitCaduceus(CaduceusClassifier(cfg, 6, "max", backbone=lm.caduceus), 2)
+        optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"}
+                                       for g in param_groups(split.model, 1e-3, 1e-3, 0.1)])
+        cached = split.features(ids)
+        t_cached = seconds_per_step(lambda: step_fn(split, optimizer, ids, cached), args.steps)
+        t_plain = seconds_per_step(lambda: step_fn(split, optimizer, ids, None), args.steps)
+        share = scan_fraction(lambda: step_fn(split, optimizer, ids, cached))
+        trainable = sum(p.numel() for p in split.parameters() if p.requires_grad)
+        print(f"{name:<10} {f'{cfg.d_model} x {cfg.n_layer}':>11} {trainable:>10,} "
+              f"{args.batch / t_cached:>13.1f} {args.batch / t_plain:>15.1f} "
+              f"{t_plain / t_cached:>8.2f}x {share:>10.0%}")
+
+
+if __name__ == "__main__":
+    main()
