@@ -142,23 +142,29 @@ def step_train(cfg: PipelineConfig) -> dict:
     return run_training(_train_config(cfg))
 
 
-def _load_model_and_data(cfg: PipelineConfig):
-    from .data import load_dataset
-    from .explanation_model import checkpoint_data, ground_truth, load_finetuned
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
-    model = load_finetuned(cfg.checkpoint)
-    data_cfg = checkpoint_data(cfg.checkpoint)
-    return model, load_dataset(data_cfg), ground_truth(data_cfg)
+
+def _run_script(name: str, *args: str) -> None:
+    """Run one of the user's example scripts; its one-line error becomes this step's error."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, str(EXAMPLES / name), *args]
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise InputError(f"{name}: {lines[-1].removeprefix('error: ')}")
 
 
 def step_attribute(cfg: PipelineConfig) -> dict:
-    from .explanation_model import attribution_figures, write_attributions
-
-    model, dataset, truth = _load_model_and_data(cfg)
-    results = write_attributions(model, dataset, cfg.attributions_dir, method=cfg.method,
-                                 split=cfg.split)
-    attribution_figures(model, dataset, truth, cfg.plots_dir)
-    return {"tasks": {t: int(len(r.logits)) for t, r in results.items()}}
+    """Attributions of every task's positive sequences (examples/viz_interpret.py) and the
+    saliency figures (examples/viz_saliency.py), as a user would run them."""
+    model = ["--model", str(cfg.checkpoint), "--plots-dir", str(cfg.plots_dir)]
+    _run_script("viz_interpret.py", *model, "--split", cfg.split, "--method", cfg.method,
+                "--out", str(cfg.attributions_dir))
+    _run_script("viz_saliency.py", *model)
+    return {"attributions": str(cfg.attributions_dir)}
 
 
 def step_motifs(cfg: PipelineConfig) -> dict:
@@ -185,14 +191,13 @@ def step_summary(cfg: PipelineConfig) -> dict:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     lines = ["# caduceus-lrp summary", ""]
     if metrics:
-        tasks = sorted({k.split(".", 1)[1].rsplit(".", 1)[0] for k in metrics
-                        if k.startswith("val.") and k.endswith(".auroc") and "macro" not in k})
+        tasks = [k.split(".", 2)[2] for k in metrics if k.startswith("val.auroc.")]
         lines += ["## Fine-tuning", "", "| task | val auROC | test auROC | test auPRC |",
                   "|---|---:|---:|---:|"]
         fmt = lambda k: f"{metrics[k]:.3f}" if isinstance(metrics.get(k), (int, float)) else "–"  # noqa: E731
         for t in tasks:
-            lines.append(f"| {t} | {fmt(f'val.{t}.auroc')} | {fmt(f'test.{t}.auroc')} | "
-                         f"{fmt(f'test.{t}.auprc')} |")
+            lines.append(f"| {t} | {fmt(f'val.auroc.{t}')} | {fmt(f'test.auroc.{t}')} | "
+                         f"{fmt(f'test.auprc.{t}')} |")
         lines.append(f"| **macro** | {fmt('val.macro_auroc')} | {fmt('test.macro_auroc')} | "
                      f"{fmt('test.macro_auprc')} |")
         lines.append("")
