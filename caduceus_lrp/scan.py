@@ -44,7 +44,8 @@ def selective_scan_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     dtype = compute_dtype(u)
     in_dtype = u.dtype
     u, delta, A, B, C = (t.to(dtype) for t in (u, delta, A, B, C))
-    delta = prepare_delta(delta, None if delta_bias is None else delta_bias.to(dtype), delta_softplus)
+    bias = None if delta_bias is None else delta_bias.to(dtype)
+    delta = prepare_delta(delta, bias, delta_softplus)
     b, d, l = u.shape
     state = u.new_zeros(b, d, A.shape[1])
     du = delta * u
@@ -87,7 +88,7 @@ def _warn_reference(device_type):
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """Selective scan, shapes as in `selective_scan_ref`, by the implementation `scan_path` names."""
+    """Selective scan (shapes as `selective_scan_ref`) by the implementation `scan_path` names."""
     path = scan_path(u)
     kwargs = dict(D=D, z=z, delta_bias=delta_bias, delta_softplus=delta_softplus)
     if path == "mamba_ssm":

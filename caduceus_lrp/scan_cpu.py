@@ -1,4 +1,4 @@
-"""The fused CPU selective scan: numba kernels for its forward and backward, and the autograd Function.
+"""The fused CPU selective scan: numba kernels for forward and backward, and the autograd Function.
 
 Glossary: b batch, d channels (d_inner), n state size (d_state), l length, c saved states per
 row, g groups of channel blocks.
@@ -30,7 +30,7 @@ from torch.autograd.function import once_differentiable
 
 from caduceus_lrp.scan import compute_dtype
 
-__all__ = ["CHUNK", "selective_scan_cpu"]
+__all__ = ["CHUNK", "LANES", "selective_scan_cpu"]
 
 CHUNK = 64  # steps between saved states: memory n / CHUNK of a (b, d, l) tensor
 LANES = 16  # channels per task, side by side in vector registers (a power of two). The kernels
@@ -39,7 +39,7 @@ LANES = 16  # channels per task, side by side in vector registers (a power of tw
 
 @intrinsic
 def _pow2(typingctx, k):
-    """2.0 ** k for a float k holding an integer in the normal exponent range, built from its bits."""
+    """2.0 ** k for a float k holding an integer in the normal exponent range, from its bits."""
     if not isinstance(k, types.Float):
         return None
     width = k.bitwidth
@@ -69,7 +69,8 @@ def _constants(numba_type, *values):
 def _exp_numba(x):
     """exp for float32 / float64 to about 1 ulp: x = k ln2 + r, |r| <= ln2 / 2, exp(r) by its
     Taylor polynomial (degree 7 / 13), 2^k from the exponent bits (as 2^(k-1) * 2 so that k may
-    reach the overflow threshold). Below exp's normal range it returns 0, above it inf; NaN stays NaN."""
+    reach the overflow threshold). Below exp's normal range it returns 0, above it inf; NaN stays
+    NaN. The clamps are written as selects, not min/max, so that NaN passes through."""
     if not isinstance(x, types.Float):
         return None
     wide = x.bitwidth == 64
@@ -129,7 +130,8 @@ def _softplus(x):
 
 @overload(_softplus)
 def _softplus_numba(x):
-    """softplus(x) = max(x, 0) + log1p(exp(-|x|)), sigmoid from exp(-|x|): no overflow, no branches."""
+    """softplus(x) = max(x, 0) + log1p(exp(-|x|)), sigmoid from exp(-|x|): no overflow, no
+    branches."""
     if not isinstance(x, types.Float):
         return None
     zero, one, threshold = _constants(x, 0, 1, 20)
@@ -389,6 +391,7 @@ def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, sta
 
 
 def _check_shapes(u, delta, A, B, C, D, z, delta_bias):
+    """ValueError naming the first argument whose shape does not fit u (b, d, l) and A (d, n)."""
     b, d, l = u.shape
     n = A.shape[-1]
     expected = {"delta": (delta, (b, d, l)), "A": (A, (d, n)), "B": (B, (b, n, l)),

@@ -12,8 +12,8 @@ from caduceus_lrp.scan import scan_path, selective_scan, selective_scan_ref
 from caduceus_lrp.scan_cpu import CHUNK, LANES, selective_scan_cpu
 
 NAMES = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
-# float32: both scans round differently (the reference's einsum sums in another order); gradients
-# are sums over up to l * n terms. Measured differences are below 1e-6 relative to the largest value.
+# float32: the scans round differently (the reference's einsum sums in another order) and the
+# gradients are sums of up to l * n terms; measured differences are below 1e-6 of the largest value.
 TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-5)}
 
 
@@ -72,7 +72,7 @@ def test_extreme_values_match_reference():
 
 
 def test_lrp_mode_gives_the_same_u_gradient_and_keeps_no_states():
-    """Only u requires grad (delta, B, C detached): same du, and nothing is saved for recomputation."""
+    """Only u requires grad (delta, B, C detached): the same du; no states are saved."""
     full = make_inputs(2, 3, 4, 2 * CHUNK + 5, torch.float64)
     lrp = {k: v.detach().requires_grad_(k == "u") for k, v in full.items()}
     out = selective_scan_cpu(**lrp, delta_softplus=True)
