@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 from .config import CaduceusConfig
 from .errors import InputError
 from .io_utils import atomic_path
+from .scan import compute_dtype as _compute_dtype
 from .scan import selective_scan
 
 __all__ = [
@@ -33,10 +34,6 @@ ONEHOT_TOKEN_IDS = [7, 8, 9, 10]  # A, C, G, T
 def flip_lc(x):
     """Flip the length and channel axes of (b, l, c): the reverse complement of a strand half."""
     return x.flip(dims=(-2, -1))
-
-
-def _compute_dtype(x):
-    return torch.promote_types(x.dtype, torch.float32)
 
 
 def add_residual(h, residual):
