@@ -74,8 +74,10 @@ class TrainConfig:
                                          "memory on long sequences)", default=False)
     cnn_filters: int = _help("CNN baseline: number of convolution filters", default=64)
     cnn_width: int = _help("CNN baseline: filter width (bp)", default=15)
-    epochs: int = _help("maximum number of epochs", default=4)
+    epochs: int = _help("maximum number of epochs", default=3)
     batch_size: int = _help("global batch size (split over torchrun ranks)", default=16)
+    eval_batch_size: int = _help("batch size of the passes without gradient (the frozen-layer "
+                                 "cache, evaluation)", default=64)
     lr: float = _help("peak learning rate of the unfrozen backbone layers (all CNN layers)",
                       default=4e-3)
     head_lr: float = _help("peak learning rate of the EPI head and the final norm", default=2e-2)
@@ -119,6 +121,7 @@ class TrainConfig:
             ("unfreeze-layers", self.unfreeze_layers >= 0, "must be >= 0"),
             ("epochs", self.epochs >= 1, "must be >= 1"),
             ("batch-size", self.batch_size >= 1, "must be >= 1"),
+            ("eval-batch-size", self.eval_batch_size >= 1, "must be >= 1"),
             ("lr", self.lr > 0, "must be positive"),
             ("head-lr", self.head_lr > 0, "must be positive"),
             ("weight-decay", self.weight_decay >= 0, "must be >= 0"),
@@ -449,7 +452,7 @@ def _train(cfg: TrainConfig) -> dict:
     tokens = ds.tokens
     if cfg.frozen_cache:
         t0 = time.perf_counter()
-        cache = FrozenCache(split, tokens, cfg.batch_size, device, cfg.cache_dtype,
+        cache = FrozenCache(split, tokens, cfg.eval_batch_size, device, cfg.cache_dtype,
                             cfg.frozen_cache_dir)
         features = cache.__getitem__
         log.info(f"frozen-layer cache: {tuple(cache.data.shape)} {cfg.cache_dtype}, "
@@ -491,7 +494,7 @@ def _train(cfg: TrainConfig) -> dict:
             t0 = time.perf_counter()
             loss_sum, seen = step_fn.epoch(epoch, first_step=epoch * steps_per_epoch)
             train_seconds = time.perf_counter() - t0
-            probs = _predict(split, features, val_idx, cfg.batch_size, probs_fn, autocast)
+            probs = _predict(split, features, val_idx, cfg.eval_batch_size, probs_fn, autocast)
             metrics = compute_metrics(ds.labels[val_idx.numpy()], probs, ds.task_names, "val")
             row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1),
                    "train_seconds": round(train_seconds, 2),
@@ -545,10 +548,10 @@ def _finish(cfg, out, ds, split, features, probs_fn, state, indices, info) -> di
     metrics = {"model": cfg.model, "best_epoch": state["best_epoch"],
                "epochs_run": state["epoch"], **info}
     autocast = _autocast(next(split.parameters()).device)
-    val_probs = _predict(split, features, val_idx, cfg.batch_size, probs_fn, autocast)
+    val_probs = _predict(split, features, val_idx, cfg.eval_batch_size, probs_fn, autocast)
     metrics.update(compute_metrics(ds.labels[val_idx.numpy()], val_probs, ds.task_names, "val"))
     if len(test_idx):
-        test_probs = _predict(split, features, test_idx, cfg.batch_size, probs_fn, autocast)
+        test_probs = _predict(split, features, test_idx, cfg.eval_batch_size, probs_fn, autocast)
         metrics.update(compute_metrics(ds.labels[test_idx.numpy()], test_probs, ds.task_names,
                                        "test"))
     metrics["history"] = state["history"]
@@ -572,8 +575,8 @@ def _finish(cfg, out, ds, split, features, probs_fn, state, indices, info) -> di
 # ---------------------------------------------------------------------------------------------
 # Resume
 # ---------------------------------------------------------------------------------------------
-_NOT_COMPARED = {"resume", "patience", "out_dir", "plots_dir", "export_hf", "device",
-                 "frozen_cache", "frozen_cache_dir"}
+_NOT_COMPARED = {"resume", "patience", "eval_batch_size", "out_dir", "plots_dir", "export_hf",
+                 "device", "frozen_cache", "frozen_cache_dir"}
 
 
 def _save_resume(path, cfg, split, optimizer, state):
