@@ -1,6 +1,6 @@
 """Fine-tuning throughput with and without the frozen-layer cache, and the share of the selective scan.
 
-    python bench/train.py [--batch 64] [--length 200] [--steps 3] [--models default,d256x4,131kx16]
+    python bench/train.py [--batch 16] [--length 200] [--steps 3] [--models default,d256x4,131kx16]
 
 For each backbone (the default configuration's demo backbone; random ps d256 x 4 layers; random
 ps d256 x 16 layers, the 131k architecture), `--unfreeze-layers 2`, max pooling, 6 tasks, one
@@ -10,11 +10,13 @@ training step (forward, backward, AdamW) on a batch of random sequences is timed
             (the peer, measured in this run).
 Columns: sequences/s of both, the speed-up cached/uncached, and the fraction of the cached step's
 CPU time spent in the selective scan (forward + backward kernels, from torch.profiler).
-The CPU threads are torch's defaults; run it on an idle machine.
+Steps are interleaved and the median reported; on a busy machine use --threads 1.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -46,12 +48,17 @@ def step_fn(split, optimizer, ids, cached):
     optimizer.step()
 
 
-def seconds_per_step(fn, steps):
-    fn()  # warm-up (kernel compilation, allocator)
-    t = time.perf_counter()
+def seconds_per_step(fns, steps):
+    """Median seconds per call of each function, calls interleaved (fair under a varying load)."""
+    for fn in fns:
+        fn()  # warm-up (kernel compilation, allocator)
+    times = [[] for _ in fns]
     for _ in range(steps):
-        fn()
-    return (time.perf_counter() - t) / steps
+        for fn, out in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def scan_fraction(fn):
@@ -67,14 +74,22 @@ def scan_fraction(fn):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--models", default=",".join(BACKBONES))
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch and numba threads (0: the defaults; 1 on a busy machine)")
     args = parser.parse_args()
+    if args.threads:
+        import numba
+
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(args.threads)
     ids = torch.randint(7, 11, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
     print(f"batch {args.batch} x {args.length} bp, {torch.get_num_threads()} torch threads, "
-          f"{args.steps} timed steps after one warm-up")
+          f"median of {args.steps} interleaved steps after one warm-up, load average "
+          f"{os.getloadavg()[0]:.1f}")
     print(f"{'backbone':<10} {'d x layers':>11} {'trainable':>10} {'cached seq/s':>13} "
           f"{'uncached seq/s':>15} {'speed-up':>9} {'scan share':>11}")
     for name in args.models.split(","):
@@ -84,8 +99,9 @@ def main():
         optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"}
                                        for g in param_groups(split.model, 1e-3, 1e-3, 0.1)])
         cached = split.features(ids)
-        t_cached = seconds_per_step(lambda: step_fn(split, optimizer, ids, cached), args.steps)
-        t_plain = seconds_per_step(lambda: step_fn(split, optimizer, ids, None), args.steps)
+        t_cached, t_plain = seconds_per_step([lambda: step_fn(split, optimizer, ids, cached),
+                                              lambda: step_fn(split, optimizer, ids, None)],
+                                             args.steps)
         share = scan_fraction(lambda: step_fn(split, optimizer, ids, cached))
         trainable = sum(p.numel() for p in split.parameters() if p.requires_grad)
         print(f"{name:<10} {f'{cfg.d_model} x {cfg.n_layer}':>11} {trainable:>10,} "
