@@ -27,7 +27,7 @@ from .data import DataConfig, add_arguments, config_from_args, load_dataset
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
 from .model import build_caduceus
-from .training import DEMO_BACKBONE, epoch_batches, lr_factor, param_groups
+from .training import DEMO_BACKBONE, cpu_threads, epoch_batches, lr_factor, param_groups
 
 __all__ = ["PretrainConfig", "mask_tokens", "pretrain", "main"]
 
@@ -52,13 +52,15 @@ class PretrainConfig:
         "help": "AdamW weight decay (none on A_log, D, norms, biases)"})
     mask_prob: float = field(default=0.15, metadata={"help": "fraction of positions predicted"})
     pretrain_seed: int = field(default=0, metadata={"help": "seed of init, masking and order"})
+    threads: int = field(default=1, metadata={"help": "CPU threads (0: all cores; see the "
+                                                      "training script's --threads)"})
     out: str = field(default=str(DEMO_BACKBONE), metadata={"help": "output Hugging Face folder"})
 
     def __post_init__(self):
         for name, ok in (("d-model", self.d_model >= 1), ("n-layer", self.n_layer >= 1),
                          ("steps", self.steps >= 1), ("batch-size", self.batch_size >= 1),
                          ("lr", self.lr > 0), ("mask-prob", 0 < self.mask_prob < 1),
-                         ("warmup-frac", 0 <= self.warmup_frac < 1)):
+                         ("warmup-frac", 0 <= self.warmup_frac < 1), ("threads", self.threads >= 0)):
             if not ok:
                 raise InputError(f"--{name}: invalid value {getattr(self, name.replace('-', '_'))!r}")
 
@@ -78,6 +80,11 @@ def mask_tokens(ids, mask_prob: float, gen: torch.Generator):
 
 def pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
     """Pretrain on the training split of `data`; write the folder; return the loss history."""
+    with cpu_threads(cfg.threads):
+        return _pretrain(cfg, data)
+
+
+def _pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
     ds = load_dataset(data)
     tokens = torch.from_numpy(ds.tokens[ds.split == "train"].astype(np.int64))
     model_cfg = CaduceusConfig(d_model=cfg.d_model, n_layer=cfg.n_layer, rcps=cfg.rcps,

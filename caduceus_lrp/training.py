@@ -41,7 +41,7 @@ from .io_utils import atomic_path
 from .model import build_caduceus, load_caduceus
 
 __all__ = ["TrainConfig", "DEMO_BACKBONE", "run_training", "lr_factor", "param_groups",
-           "epoch_batches", "compute_metrics", "build_trainable"]
+           "epoch_batches", "compute_metrics", "build_trainable", "cpu_threads"]
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def _distributed(device_name: str):
 
 
 @contextlib.contextmanager
-def _cpu_threads(threads: int):
+def cpu_threads(threads: int):
     """Run with `threads` torch and numba threads (0: all cores, shared between the torchrun
     ranks of this node); the previous counts are restored on the way out."""
     import numba
@@ -447,7 +447,7 @@ class _Stepper:
 def run_training(cfg: TrainConfig) -> dict:
     """Fine-tune (or train the CNN baseline) as configured; write the outputs; return the final
     metrics (`val.macro_auroc`, `test.macro_auroc`, per task, ...)."""
-    with _distributed(cfg.device), _cpu_threads(cfg.threads):
+    with _distributed(cfg.device), cpu_threads(cfg.threads):
         return _train(cfg)
 
 

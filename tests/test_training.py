@@ -308,3 +308,37 @@ def test_torchrun_two_processes_match_one(tiny, tmp_path):
         [r["train_loss"] for r in a["history"]], rel=1e-4)
     assert sorted(p.name for p in (tmp_path / "two_plots").iterdir()) == \
         ["dist_EPI.png", "epoch1_roc.png", "epoch2_roc.png"]
+
+
+# -- masked-LM pretraining -----------------------------------------------------------------------
+
+
+def test_mask_tokens_bert_proportions():
+    from caduceus_lrp.pretrain import MASK_TOKEN, mask_tokens
+
+    ids = torch.randint(7, 11, (200, 500), generator=torch.Generator().manual_seed(0))
+    ids[:, :50] = 11  # N: never predicted
+    masked, targets = mask_tokens(ids, 0.15, torch.Generator().manual_seed(1))
+    predicted = targets != -100
+    assert not predicted[:, :50].any()
+    assert predicted[:, 50:].float().mean().item() == pytest.approx(0.15, abs=0.005)
+    assert torch.equal(targets[predicted], ids[predicted])
+    assert torch.equal(masked[~predicted], ids[~predicted])
+    kept = masked[predicted] == ids[predicted]
+    assert (masked[predicted] == MASK_TOKEN).float().mean().item() == pytest.approx(0.8, abs=0.01)
+    # 10 % kept, 10 % random bases (a quarter of which equal the original)
+    assert kept.float().mean().item() == pytest.approx(0.1 + 0.1 / 4, abs=0.01)
+
+
+def test_pretrain_writes_a_loadable_backbone(tiny, tmp_path):
+    from caduceus_lrp.pretrain import PretrainConfig, pretrain
+
+    cfg = PretrainConfig(d_model=8, n_layer=3, steps=3, batch_size=16, out=str(tmp_path / "bb"))
+    history = pretrain(cfg, DataConfig(data=str(tiny[0]), seq_len=32, cache_dir=str(tmp_path)))
+    assert len(history["loss"]) == 3 and all(math.isfinite(x) for x in history["loss"])
+    lm = load_caduceus(tmp_path / "bb")
+    assert lm.config.d_model == 8 and lm.config.n_layer == 3
+    record = json.loads((tmp_path / "bb" / "pretrain_config.json").read_text())
+    assert record["pretrain"]["steps"] == 3
+    metrics = run_training(tiny_cfg((tiny[0], tmp_path / "bb"), tmp_path, epochs=1))
+    assert metrics["backbone"] == f"pretrained {tmp_path / 'bb'}"
