@@ -162,7 +162,7 @@ def step_attribute(cfg: PipelineConfig) -> dict:
     saliency figures (examples/viz_saliency.py), as a user would run them."""
     model = ["--model", str(cfg.checkpoint), "--plots-dir", str(cfg.plots_dir)]
     _run_script("viz_interpret.py", *model, "--split", cfg.split, "--method", cfg.method,
-                "--out", str(cfg.attributions_dir))
+                "--out", str(cfg.attributions_dir), "--batch-size", "256")
     _run_script("viz_saliency.py", *model)
     return {"attributions": str(cfg.attributions_dir)}
 
