@@ -26,9 +26,12 @@ from .io_utils import atomic_path
 from .lrp_layers import lrp_mode
 
 __all__ = ["load_finetuned", "METHODS", "Attribution", "explain", "task_index", "as_onehot",
-           "write_attributions", "LONG_INPUT"]
+           "split_of", "write_attributions", "RECOMPUTE_ELEMENTS", "planted_sites", "site_mask", "site_auroc",
+           "faithfulness", "checkpoint_data", "ground_truth"]
 
-LONG_INPUT = 8192  # from this length on, layers are recomputed in backward (bounded memory)
+# batch x length x n_layer x d_model above which layers are recomputed in the backward pass: the
+# saved activations (about 450 bytes per element in float32) stay near 3.5 GB, one layer's at a time
+RECOMPUTE_ELEMENTS = 2 ** 23
 
 
 # -----------------------------------------------------------------------------------------------
@@ -210,16 +213,22 @@ def as_onehot(X, length: int | None = None) -> np.ndarray:
 
 @contextlib.contextmanager
 def _explaining(model, device, recompute: bool):
-    """The model in eval mode on `device` (with layer recomputation if asked); restored after."""
+    """The model in eval mode on `device`, its parameters frozen (no activation is kept for
+    weight gradients), with layer recomputation if asked; all restored after."""
     mixer = model.backbone.backbone
     first = next(model.parameters())
     mode, where, checkpointing = model.training, first.device, mixer.gradient_checkpointing
+    trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         model.to(device if device is not None else where).eval()
         mixer.gradient_checkpointing = checkpointing or recompute
+        for p in trainable:
+            p.requires_grad_(False)
         with torch.enable_grad():
             yield next(model.parameters())
     finally:
+        for p in trainable:
+            p.requires_grad_(True)
         mixer.gradient_checkpointing = checkpointing
         model.to(where).train(mode)
 
@@ -231,8 +240,8 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     X: one-hot (N, l, 4) over A, C, G, T (numpy or torch; an all-zero row is N) or a list of
     equal-length strings. target: task index or name. method: a key of METHODS; `options` go to
     it (integrated_gradients: baseline="N" | "shuffle", n_steps, seed). check_rc: also attribute
-    rc(X) and report `rc_residual`. The model comes back in its mode and on its device; sequences
-    of LONG_INPUT bp or more are attributed with layer-wise recomputation.
+    rc(X) and report `rc_residual`. The model comes back in its mode and on its device; large
+    batches and long sequences are attributed with layer-wise recomputation (RECOMPUTE_ELEMENTS).
     """
     if method not in METHODS:
         raise InputError(f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -240,7 +249,9 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     X = as_onehot(X)
     run = METHODS[method]
     out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "rc")}
-    with _explaining(model, device, recompute=X.shape[1] >= LONG_INPUT) as param:
+    cfg = model.config
+    size = min(batch_size, len(X)) * X.shape[1] * cfg.n_layer * cfg.d_model
+    with _explaining(model, device, recompute=size > RECOMPUTE_ELEMENTS) as param:
         starts = range(0, len(X), batch_size)
         for start in tqdm(starts, desc=f"{method} attributions", unit="batch", disable=not progress):
             x = torch.from_numpy(X[start:start + batch_size]).to(param)
@@ -266,13 +277,24 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
 # -----------------------------------------------------------------------------------------------
 # Files for TF-MoDISco
 # -----------------------------------------------------------------------------------------------
+def split_of(dataset, split: str):
+    """The sequences of one split of a SequenceDataset ("train", "val", "test"), or all of them."""
+    from .data import SPLITS
+
+    if split == "all":
+        return dataset
+    if split not in SPLITS:
+        raise InputError(f"--split: unknown split {split!r}; choose one of {', '.join(SPLITS)}, all")
+    return dataset.subset(split)
+
+
 def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str = "test",
                        batch_size: int = 32, device=None, progress: bool = True, **options) -> dict:
-    """For every task of the model, attribute its positive sequences of `split` and write
+    """For every task of the model, attribute its positive sequences of `split` (or "all") and write
     `<out_dir>/<task>/ohe.npz` and `hyp.npz` (key arr_0, (N, 4, l): what `modisco motifs` reads;
     hyp centred per position). Returns {task: Attribution}; tasks without positives are skipped.
     """
-    subset = dataset.subset(split)
+    subset = split_of(dataset, split)
     names = list(model.task_names)
     missing = [t for t in names if t not in subset.task_names]
     if missing:
@@ -281,7 +303,7 @@ def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str 
     onehot, labels = subset.one_hot(), np.asarray(subset.labels)
     results = {}
     for k, task in enumerate(names):
-        positive = labels[:, list(subset.task_names).index(task)] == 1
+        positive = labels[:, list(subset.task_names).index(task)] > 0
         if not positive.any():
             continue
         result = explain(model, onehot[positive], target=k, method=method, batch_size=batch_size,
@@ -292,3 +314,87 @@ def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str 
                 np.savez(tmp, np.ascontiguousarray(array.transpose(0, 2, 1)))
         results[task] = result
     return results
+
+
+# -----------------------------------------------------------------------------------------------
+# The data a checkpoint was trained on, and its ground truth
+# -----------------------------------------------------------------------------------------------
+def checkpoint_data(path, data=None):
+    """The DataConfig the fine-tuned checkpoint at `path` was trained with (the embedded dataset
+    when it records none); `data` (a path) replaces its input, keeping its other settings (sequence
+    length, labels, genome)."""
+    import dataclasses
+
+    from .data import DataConfig
+    from .epi_head import read_checkpoint
+
+    stored = read_checkpoint(path).get("extra", {}).get("config", {}).get("data", {})
+    names = {f.name for f in dataclasses.fields(DataConfig)}
+    cfg = DataConfig(**{k: v for k, v in stored.items() if k in names})
+    return cfg if data is None else dataclasses.replace(cfg, data=str(data))
+
+
+def ground_truth(cfg, path=None):
+    """The planted-site table: from `path`, else the embedded dataset's when cfg reads it, else None."""
+    from .data import embedded_dataset
+    from .synthetic import load_ground_truth
+
+    if path is None and cfg.data is not None:
+        return None
+    return load_ground_truth(path if path is not None else embedded_dataset(cfg)[1])
+
+
+# -----------------------------------------------------------------------------------------------
+# Judging attributions against ground truth (docs/lrp.md, "How attributions are judged")
+# -----------------------------------------------------------------------------------------------
+def planted_sites(truth, ids, task) -> list[list[tuple[int, int, str]]]:
+    """Planted sites [(start, end, motif name)] of `task` in each sequence of `ids`, from a
+    ground-truth table (synthetic.load_ground_truth). A cooperative task "A+B" has the sites of
+    A and of B."""
+    tasks = set(task.split("+"))
+    rows = truth[truth["task"].isin(tasks)]
+    by_id = {k: list(zip(g["start"], g["end"], g["motif_name"])) for k, g in rows.groupby("id")}
+    return [sorted((int(s), int(e), str(n)) for s, e, n in by_id.get(i, [])) for i in ids]
+
+
+def site_mask(sites, length) -> np.ndarray:
+    """(N, length) bool: True inside a site of each sequence's list (end exclusive)."""
+    mask = np.zeros((len(sites), length), dtype=bool)
+    for i, seq_sites in enumerate(sites):
+        for start, end, _ in seq_sites:
+            mask[i, start:end] = True
+    return mask
+
+
+def site_auroc(scores, mask) -> np.ndarray:
+    """Per-sequence AUROC of position scores (N, l) against site positions (N, l); NaN for a
+    sequence without sites or without background."""
+    from sklearn.metrics import roc_auc_score
+
+    return np.array([roc_auc_score(m, s) if 0 < m.sum() < len(m) else np.nan
+                     for s, m in zip(scores, mask)])
+
+
+def faithfulness(model, X, scores, target=0, steps: int = 20, batch_size: int = 64, device=None,
+                 progress: bool = False) -> np.ndarray:
+    """MambaLRP's Delta A_F per sequence (N,): positions are replaced by N in order of `scores`
+    (N, l), most-relevant-first (MoRF) and least-relevant-first (LeRF), in `steps` equal steps;
+    the target logit traces two curves over the fraction removed, and Delta A_F is the area under
+    LeRF minus the area under MoRF (trapezoids on [0, 1]). Higher is better."""
+    target = task_index(model, target)
+    X, scores = as_onehot(X), np.asarray(scores)
+    length = X.shape[1]
+    counts = np.round(np.linspace(0, length, steps + 1)).astype(int)      # positions removed
+    orders = np.argsort(-scores, axis=1, kind="stable"), np.argsort(scores, axis=1, kind="stable")
+    # variants[i, o, k]: sequence i with its first counts[k] positions in order o set to N
+    rank = np.stack([np.argsort(o, axis=1) for o in orders], axis=1)      # (N, 2, l)
+    keep = rank[:, :, None, :] >= counts[None, None, :, None]            # (N, 2, k, l)
+    curves = np.empty(keep.shape[:3])
+    flat_keep = keep.reshape(len(X), -1, length)
+    with _explaining(model, device, recompute=False) as param, torch.no_grad():
+        for i in tqdm(range(len(X)), desc="faithfulness", unit="seq", disable=not progress):
+            variants = torch.from_numpy(X[i][None] * flat_keep[i][..., None]).to(param)
+            logits = torch.cat([model(onehot=v)[:, target] for v in variants.split(batch_size)])
+            curves[i] = logits.cpu().numpy().reshape(2, -1)
+    morf, lerf = curves[:, 0], curves[:, 1]
+    return np.trapezoid(lerf - morf, dx=1 / steps, axis=1)

@@ -3,8 +3,9 @@
 Glossary: b batch, l length, e d_inner, n d_state, c channels (any width).
 
 MambaLRP (Rezaei Jafari et al., 2024) carried to Caduceus (docs/lrp.md): every rule keeps the
-forward *value* bit for bit and changes only local derivatives with `detach()`, so that
-Gradient x Input of the modified pass is the relevance and sums to the logit:
+forward *value* and changes only local derivatives with `detach()`, so that Gradient x Input of the
+modified pass is the relevance and sums to the logit. Values are kept bit for bit, except that the
+scan's gate is applied outside the (fused) kernel: equal up to rounding.
 
 | module            | rule                                                               |
 |-------------------|--------------------------------------------------------------------|
@@ -34,21 +35,50 @@ import torch.nn.functional as F
 from .model import RMSNorm, SelectiveSSM, SiLU
 from .scan import selective_scan
 
-__all__ = ["silu_identity", "half_product", "BiasProbe", "LRPSiLU", "LRPSelectiveSSM",
+__all__ = ["silu_identity", "half_gate", "BiasProbe", "LRPSiLU", "LRPSelectiveSSM",
            "LRPRMSNorm", "LRPConv1d", "LRPLinear", "RULES", "lrp_mode"]
+
+
+class _SiLUIdentity(torch.autograd.Function):
+    """silu(x) with local derivative sigmoid(x); keeps only x."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return F.silu(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
 
 
 def silu_identity(x):
     """silu(x), exactly, with local derivative sigmoid(x): Gradient x Input gives x * sigmoid(x)
     * g = silu(x) * g, the relevance of the output (identity rule). Any shape."""
-    return F.silu(x).detach() + (x - x.detach()) * torch.sigmoid(x).detach()
+    return _SiLUIdentity.apply(x)
 
 
-def half_product(a, b):
-    """a * b, exactly, with each factor receiving half of the product's relevance (half rule):
-    derivatives b / 2 and a / 2. Same shapes as a * b."""
-    o = a * b
-    return 0.5 * o + 0.5 * o.detach()
+class _HalfGate(torch.autograd.Function):
+    """y * silu(z) with derivatives silu(z) / 2 and y * sigmoid(z) / 2; keeps y and a compact
+    copy of z (z is a view into the in_proj output, twice its size)."""
+
+    @staticmethod
+    def forward(ctx, y, z):
+        ctx.save_for_backward(y, z.contiguous())
+        return y * F.silu(z)
+
+    @staticmethod
+    def backward(ctx, grad):
+        y, z = ctx.saved_tensors
+        half = 0.5 * grad * torch.sigmoid(z)
+        return half * z, half * y
+
+
+def half_gate(y, z):
+    """The gate y * silu(z), exactly, with the half rule on the product (each factor receives
+    half of its relevance) and the identity rule on silu(z). Same shapes as y * z."""
+    return _HalfGate.apply(y, z)
 
 
 class BiasProbe:
@@ -95,7 +125,7 @@ class LRPSelectiveSSM(SelectiveSSM):
         """u, delta, z: (b, e, l); A: (e, n); B, C: (b, n, l); D, delta_bias: (e,) -> (b, e, l)."""
         y = selective_scan(u, delta.detach(), A.detach(), B.detach(), C.detach(), D=D.detach(),
                            z=None, delta_bias=delta_bias.detach(), delta_softplus=True)
-        return half_product(y, silu_identity(z))
+        return half_gate(y, z)
 
 
 class LRPRMSNorm(RMSNorm):
@@ -104,15 +134,32 @@ class LRPRMSNorm(RMSNorm):
     def forward(self, x):
         """x (..., c) -> (..., c) in (at least) float32."""
         xc = x.to(torch.promote_types(x.dtype, torch.float32))
-        return xc * self.inv_rms(xc).detach() * self.weight.to(xc.dtype)
+        return xc * self.inv_rms(xc.detach()) * self.weight.to(xc.dtype)
+
+
+class _InputGradConv1d(torch.autograd.Function):
+    """conv1d whose backward gives only the input gradient: it keeps the weight, not the input
+    (an activation as large as the layer's), since LRP never asks for weight gradients."""
+
+    @staticmethod
+    def forward(ctx, x, conv):
+        ctx.conv, ctx.shape = conv, x.shape
+        return conv._conv_forward(x, conv.weight, conv.bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        c = ctx.conv
+        return torch.nn.grad.conv1d_input(ctx.shape, c.weight, grad, c.stride, c.padding,
+                                          c.dilation, c.groups), None
 
 
 class LRPConv1d(nn.Conv1d):
-    """nn.Conv1d (LRP-0) whose bias reports its relevance through the `lrp_probe`."""
+    """nn.Conv1d (LRP-0, input gradient only) whose bias reports its relevance through the
+    `lrp_probe`."""
 
     def forward(self, x):
         """x (rows, c, l) -> (rows, c_out, l_out)."""
-        out = super().forward(x)
+        out = _InputGradConv1d.apply(x, self)
         probe = None if self.bias is None else self.lrp_probe.rows(x.shape[0])
         return out if probe is None else out + probe[:, None, None] * self.bias[:, None]
 

@@ -107,16 +107,16 @@ def test_batch_size_does_not_change_results(ps):
 
 
 def test_model_comes_back_as_it_was(ps, monkeypatch):
-    monkeypatch.setattr(explanation_model, "LONG_INPUT", 8)  # take the long-input path
+    monkeypatch.setattr(explanation_model, "RECOMPUTE_ELEMENTS", 8)  # take the recompute path
     x = onehot(b=2, l=12)
     ps.train()
     try:
         recomputed = explain(ps, x)
         assert ps.training and not ps.backbone.backbone.gradient_checkpointing
-        assert all(p.grad is None for p in ps.parameters())
+        assert all(p.grad is None and p.requires_grad for p in ps.parameters())
     finally:
         ps.eval()
-    monkeypatch.setattr(explanation_model, "LONG_INPUT", 10 ** 9)
+    monkeypatch.setattr(explanation_model, "RECOMPUTE_ELEMENTS", 10 ** 12)
     plain = explain(ps, x)
     np.testing.assert_allclose(recomputed.observed, plain.observed, rtol=1e-12, atol=1e-14)
 

@@ -1,6 +1,5 @@
 """LRP rules: each against an independent derivation on its sub-block (float64), and the whole
 model's invariants: conservation, RC equivariance, batch independence, unchanged forward values."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +8,7 @@ from conftest import ROOT, perturbed_model, tiny_config
 from caduceus_lrp import lrp_layers
 from caduceus_lrp.epi_head import CaduceusClassifier, load_finetuned, rc_onehot
 from caduceus_lrp.lrp_layers import (LRPConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM, LRPSiLU,
-                                     half_product, lrp_mode, silu_identity)
+                                     half_gate, lrp_mode, silu_identity)
 from caduceus_lrp.model import RMSNorm, SelectiveSSM, SiLU
 from caduceus_lrp.scan import selective_scan_ref
 
@@ -66,12 +65,13 @@ def test_silu_identity_rule_passes_relevance_unchanged():
     torch.testing.assert_close(r, y * g, rtol=1e-14, atol=1e-15)
 
 
-def test_half_rule_splits_the_product_evenly():
-    a, b, g = randn(6, seed=1), randn(6, seed=2), randn(6, seed=3)
-    o, (ra, rb) = grad_x_input(half_product, a, b, upstream=g)
-    assert torch.equal(o, a * b)
-    torch.testing.assert_close(ra, 0.5 * a * b * g, rtol=1e-14, atol=1e-15)
-    torch.testing.assert_close(rb, 0.5 * a * b * g, rtol=1e-14, atol=1e-15)
+def test_half_rule_splits_the_gate_evenly():
+    """y * silu(z): half of the product's relevance to each factor, silu(z)'s passed to z."""
+    y, z, g = randn(6, seed=1), randn(6, seed=2), randn(6, seed=3)
+    o, (ry, rz) = grad_x_input(half_gate, y, z, upstream=g)
+    assert torch.equal(o, y * F.silu(z))
+    torch.testing.assert_close(ry, 0.5 * o * g, rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(rz, 0.5 * o * g, rtol=1e-14, atol=1e-15)
 
 
 def test_rmsnorm_rule_is_elementwise_identity():
