@@ -26,11 +26,12 @@ from .io_utils import atomic_path
 from .lrp_layers import lrp_mode
 
 __all__ = ["load_finetuned", "METHODS", "Attribution", "explain", "task_index", "as_onehot",
-           "split_of", "write_attributions", "RECOMPUTE_ELEMENTS", "planted_sites", "site_mask", "site_auroc",
-           "faithfulness", "checkpoint_data", "ground_truth"]
+           "split_of", "write_attributions", "RECOMPUTE_ELEMENTS", "planted_sites", "site_mask",
+           "site_auroc", "faithfulness", "checkpoint_data", "ground_truth"]
 
-# batch x length x n_layer x d_model above which layers are recomputed in the backward pass: the
-# saved activations (about 450 bytes per element in float32) stay near 3.5 GB, one layer's at a time
+# batch x length x n_layer x d_model above which layers are recomputed in the backward pass (one
+# layer's activations kept at a time); below it, the activations kept for the backward pass take a
+# few GB at most (a few hundred bytes per element in float32)
 RECOMPUTE_ELEMENTS = 2 ** 23
 
 
