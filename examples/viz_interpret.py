@@ -93,8 +93,8 @@ def main(argv=None):
         onehot = test.one_hot()[rows]
         mask = site_mask(sites, onehot.shape[1])
         auroc = np.nanmean(site_auroc(np.abs(results[task].observed[:len(rows)]).sum(-1), mask))
-        print(f"  {task:<14} {len(results[task].logits):>5} sequences, mean site AUROC "
-              f"({args.method}) {auroc:.3f}")
+        print(f"  {task:<14} {len(results[task].logits):>5} sequences attributed; mean site AUROC "
+              f"({args.method}) of the first {len(rows)}: {auroc:.3f}")
         for m in args.compare:
             site, background = _site_and_background(model, onehot, sites, k, m, args.batch_size,
                                                     args.device)
