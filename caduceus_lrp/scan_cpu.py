@@ -33,7 +33,7 @@ from caduceus_lrp.scan import compute_dtype
 __all__ = ["CHUNK", "LANES", "selective_scan_cpu"]
 
 CHUNK = 64  # steps between saved states: memory n / CHUNK of a (b, d, l) tensor
-LANES = 16  # channels per task, side by side in vector registers (a power of two). The kernels
+LANES = 64  # channels per task, side by side in vector registers (a power of two). The kernels
 # take it as an argument: a compile-time trip count would be unrolled instead of vectorised.
 
 

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from conftest import ROOT, perturbed_model, tiny_config
 
 from caduceus_lrp import lrp_layers
-from caduceus_lrp.epi_head import CaduceusClassifier, load_finetuned, rc_onehot
+from caduceus_lrp.epi_head import CaduceusClassifier, rc_onehot
 from caduceus_lrp.lrp_layers import (LRPConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM, LRPSiLU,
                                      half_gate, lrp_mode, silu_identity)
 from caduceus_lrp.model import RMSNorm, SelectiveSSM, SiLU
@@ -262,9 +262,9 @@ def test_trained_demo_model_conserves_in_float32():
     path = ROOT / "final_models" / "best_model.pt"
     if not path.exists():
         pytest.skip("no trained demo model yet (python caduceus_lrp/train_caduceus_finetune.py)")
-    model = load_finetuned(path)
-    from caduceus_lrp.explanation_model import explain
+    from caduceus_lrp import explain, load_finetuned  # the import the user writes
 
+    model = load_finetuned(path)
     x = onehot(b=8, l=200, seed=3).float()
     for target in range(model.n_tasks):
         result = explain(model, x, target=target)
