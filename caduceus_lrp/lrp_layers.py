@@ -13,7 +13,8 @@ scan's gate is applied outside the (fused) kernel: equal up to rounding.
 | `SelectiveSSM`    | delta, A, B, C, D detached (the scan is linear in u); gate z gets  |
 |                   | the SiLU rule; the product y * silu(z) gets the half rule          |
 | `RMSNorm`         | 1 / rms detached                                                   |
-| conv1d, Linear    | LRP-0 (unchanged), plus a bias probe                               |
+| CausalConv1d,     | LRP-0 (unchanged), plus a bias probe                               |
+| Linear            |                                                                    |
 
 Residual adds, fwd + rev, the strand flips, swaps and concatenations, tied weights, pooling and the
 averaging of strand logits are linear: LRP-0, nothing to change. No rule is written as a division.
@@ -32,11 +33,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import RMSNorm, SelectiveSSM, SiLU
+from .model import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
 from .scan import selective_scan
 
 __all__ = ["silu_identity", "half_gate", "BiasProbe", "LRPSiLU", "LRPSelectiveSSM",
-           "LRPRMSNorm", "LRPConv1d", "LRPLinear", "RULES", "lrp_mode"]
+           "LRPRMSNorm", "LRPCausalConv1d", "LRPLinear", "RULES", "lrp_mode"]
 
 
 class _SiLUIdentity(torch.autograd.Function):
@@ -137,31 +138,15 @@ class LRPRMSNorm(RMSNorm):
         return xc * self.inv_rms(xc.detach()) * self.weight.to(xc.dtype)
 
 
-class _InputGradConv1d(torch.autograd.Function):
-    """conv1d whose backward gives only the input gradient: it keeps the weight, not the input
-    (an activation as large as the layer's), since LRP never asks for weight gradients."""
-
-    @staticmethod
-    def forward(ctx, x, conv):
-        ctx.conv, ctx.shape = conv, x.shape
-        return conv._conv_forward(x, conv.weight, conv.bias)
-
-    @staticmethod
-    def backward(ctx, grad):
-        c = ctx.conv
-        return torch.nn.grad.conv1d_input(ctx.shape, c.weight, grad, c.stride, c.padding,
-                                          c.dilation, c.groups), None
-
-
-class LRPConv1d(nn.Conv1d):
-    """nn.Conv1d (LRP-0, input gradient only) whose bias reports its relevance through the
+class LRPCausalConv1d(CausalConv1d):
+    """The causal depthwise conv (LRP-0) whose bias reports its relevance through the
     `lrp_probe`."""
 
     def forward(self, x):
-        """x (rows, c, l) -> (rows, c_out, l_out)."""
-        out = _InputGradConv1d.apply(x, self)
+        """x (rows, l, e) -> (rows, l, e)."""
+        out = super().forward(x)
         probe = None if self.bias is None else self.lrp_probe.rows(x.shape[0])
-        return out if probe is None else out + probe[:, None, None] * self.bias[:, None]
+        return out if probe is None else out + probe[:, None, None] * self.bias
 
 
 class LRPLinear(nn.Linear):
@@ -176,7 +161,7 @@ class LRPLinear(nn.Linear):
 
 # module class -> its LRP class (exact class match; the LRP class is a subclass with the same state)
 RULES = {SiLU: LRPSiLU, SelectiveSSM: LRPSelectiveSSM, RMSNorm: LRPRMSNorm,
-         nn.Conv1d: LRPConv1d, nn.Linear: LRPLinear}
+         CausalConv1d: LRPCausalConv1d, nn.Linear: LRPLinear}
 
 
 @contextlib.contextmanager
@@ -195,7 +180,7 @@ def lrp_mode(model: nn.Module):
                 continue
             swapped.append((module, type(module)))
             module.__class__ = rule
-            if rule in (LRPConv1d, LRPLinear):
+            if rule in (LRPCausalConv1d, LRPLinear):
                 module.lrp_probe = probe
         yield probe
     finally:

@@ -408,6 +408,26 @@ def _array(t):
     return t.detach().contiguous().numpy()
 
 
+def _strided(t):
+    """A numpy view of t with t's strides, no copy. The kernels move (b, d, l) arrays through
+    (CHUNK, LANES) tiles, so any layout reads well; the model's are views of (b, l, d) memory,
+    whose transposing copies cost more than the scan at long lengths."""
+    return t.detach().numpy()
+
+
+def _channels_last(u):
+    """An empty (b, d, l) tensor like u stored as (b, l, d): the layout of the model's
+    activations, so that out_proj reads the scan's output without a copy."""
+    return u.new_empty(u.shape[0], u.shape[2], u.shape[1]).transpose(1, 2)
+
+
+def _like(t):
+    """An empty tensor in t's layout when t is (b, d, l)- or (b, l, d)-dense, else channels-last
+    (t a strided view such as z, half of the in_proj output)."""
+    dense = t.is_contiguous() or t.transpose(1, 2).is_contiguous()
+    return torch.empty_like(t) if dense else _channels_last(t)
+
+
 def _groups(b, d):
     """Groups of channel blocks per batch row in the backward pass: two tasks per thread."""
     return max(1, min(-(-d // LANES), -(-2 * numba.get_num_threads() // b)))
@@ -416,17 +436,17 @@ def _groups(b, d):
 def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias):
     """Numpy arrays in the kernels' layout: B, C as (b, l, n); an absent z as (b, d, 0)."""
     z = u.new_empty(*u.shape[:2], 0) if z is None else z
-    return (_array(u), _array(delta), _array(A), _array(B.transpose(1, 2)),
-            _array(C.transpose(1, 2)), _array(D), _array(z), _array(delta_bias))
+    return (_strided(u), _strided(delta), _array(A), _array(B.transpose(1, 2)),
+            _array(C.transpose(1, 2)), _array(D), _strided(z), _array(delta_bias))
 
 
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, with_states):
     """The output (b, d, l) and the saved states (b, c, n, d), c = 0 unless `with_states`."""
     b, d, l = u.shape
-    out = torch.empty_like(u)
+    out = _channels_last(u)
     states = u.new_empty(b, -(-l // CHUNK) if with_states else 0, A.shape[1], d)
     _forward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias), delta_softplus, LANES,
-                    out.numpy(), states.numpy())
+                    _strided(out), states.numpy())
     return out, states
 
 
@@ -457,17 +477,17 @@ class _SelectiveScanCPU(torch.autograd.Function):
             shape = shape if needed else (0,) * len(shape)
             return u.new_zeros(shape) if zeros else u.new_empty(shape)
 
-        du = torch.empty_like(u)
+        du = _like(u)  # gradients in the layout of their inputs
         dD = u.new_empty(b, d)
         dBt = buffer(needs[3] or with_states, groups, b, l, n, zeros=True)
-        ddelta = buffer(with_states, b, d, l)
+        ddelta = _like(delta) if with_states else buffer(False, b, d, l)
         dA = buffer(with_states, b, d, n)
         dCt = buffer(with_states, groups, b, l, n, zeros=True)
-        dz = buffer(with_states and z is not None, b, d, l)
+        dz = _like(z) if with_states and z is not None else buffer(False, b, d, l)
         _backward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias),
-                         ctx.delta_softplus, LANES, states.numpy(), _array(dout), groups,
-                         du.numpy(), dD.numpy(), dBt.numpy(), ddelta.numpy(), dA.numpy(),
-                         dCt.numpy(), dz.numpy())
+                         ctx.delta_softplus, LANES, states.numpy(), _strided(dout), groups,
+                         _strided(du), dD.numpy(), dBt.numpy(), _strided(ddelta), dA.numpy(),
+                         dCt.numpy(), _strided(dz))
         return (du, ddelta if needs[1] else None, dA.sum(0) if needs[2] else None,
                 dBt.sum(0).transpose(1, 2) if needs[3] else None,
                 dCt.sum(0).transpose(1, 2) if needs[4] else None, dD.sum(0) if needs[5] else None,

@@ -7,9 +7,9 @@ from conftest import ROOT, perturbed_model, tiny_config
 
 from caduceus_lrp import lrp_layers
 from caduceus_lrp.epi_head import CaduceusClassifier, rc_onehot
-from caduceus_lrp.lrp_layers import (LRPConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM, LRPSiLU,
+from caduceus_lrp.lrp_layers import (LRPCausalConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM, LRPSiLU,
                                      half_gate, lrp_mode, silu_identity)
-from caduceus_lrp.model import RMSNorm, SelectiveSSM, SiLU
+from caduceus_lrp.model import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
 from caduceus_lrp.scan import selective_scan_ref
 
 DT = torch.float64
@@ -133,27 +133,29 @@ def test_scan_rule_same_with_the_reference_scan(monkeypatch):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
 
 
-def test_conv_bias_relevance_against_the_explicit_convolution():
+def test_causal_conv_equals_torch_conv1d_and_its_bias_relevance():
     e, k, l, n = 3, 4, 7, 2
-    conv = torch.nn.Conv1d(e, e, k, groups=e, padding=k - 1).to(DT)
-    x, g = randn(2 * n, e, l, seed=1), randn(2 * n, e, l, seed=2)  # rows = a stack of 2 x n samples
-    ref = conv(x)[..., :l]
-    conv.__class__ = LRPConv1d
+    conv = CausalConv1d(e, e, k, groups=e, padding=k - 1).to(DT)
+    x, g = randn(2 * n, l, e, seed=1), randn(2 * n, l, e, seed=2)  # rows = a stack of 2 x n samples
+    # mamba-ssm's convolution: torch's conv1d on (rows, e, l), truncated to l
+    ref = F.conv1d(x.transpose(1, 2), conv.weight, conv.bias, padding=k - 1, groups=e)[..., :l]
+    torch.testing.assert_close(conv(x), ref.transpose(1, 2), rtol=1e-14, atol=1e-14)
+    conv.__class__ = LRPCausalConv1d
     conv.lrp_probe = lrp_layers.BiasProbe()
     xg = x.clone().requires_grad_(True)
     p = conv.lrp_probe.arm(n, DT, "cpu")
-    out = conv(xg)[..., :l]
+    out = conv(xg)
     gx, gp = torch.autograd.grad((out * g).sum(), [xg, p])
-    assert torch.equal(out.detach(), ref)
-    # out[r, c, t] = sum_j w[c, j] x[r, c, t + j - (k - 1)] + b[c]: W as a (l, l) matrix per channel
+    torch.testing.assert_close(out.detach(), ref.transpose(1, 2), rtol=1e-14, atol=1e-14)
+    # out[r, t, c] = sum_j w[c, j] x[r, t + j - (k - 1), c] + b[c]: W as a (l, l) matrix per channel
     w, b = conv.weight.detach()[:, 0], conv.bias.detach()
     W = torch.zeros(e, l, l, dtype=DT)
     for t in range(l):
         for j in range(k):
             if 0 <= t + j - (k - 1) < l:
                 W[:, t, t + j - (k - 1)] = w[:, j]
-    torch.testing.assert_close(x * gx, x * torch.einsum("cts,rct->rcs", W, g), rtol=1e-13, atol=1e-14)
-    per_row = (b[None, :, None] * g).sum((1, 2))                    # R_b of each row
+    torch.testing.assert_close(x * gx, x * torch.einsum("cts,rtc->rsc", W, g), rtol=1e-13, atol=1e-14)
+    per_row = (b[None, None, :] * g).sum((1, 2))                    # R_b of each row
     torch.testing.assert_close(gp, per_row[:n] + per_row[n:], rtol=1e-13, atol=1e-14)
 
 
@@ -230,7 +232,7 @@ def test_forward_values_unchanged_and_model_restored(rcps):
     with torch.no_grad():
         ref = model(onehot=x)
         with lrp_mode(model) as probe:
-            assert {type(m) for m in model.modules()} >= {LRPSiLU, LRPSelectiveSSM, LRPRMSNorm, LRPConv1d}
+            assert {type(m) for m in model.modules()} >= {LRPSiLU, LRPSelectiveSSM, LRPRMSNorm, LRPCausalConv1d}
             plain = model(onehot=x)
             probe.arm(x.shape[0], DT, "cpu")
             probed = model(onehot=x)

@@ -97,8 +97,9 @@ def test_non_contiguous_inputs():
     assert not strided["u"].is_contiguous()
     fast = outputs_and_grads(selective_scan_cpu, strided, True)
     ref = outputs_and_grads(selective_scan_cpu, inputs, True)
-    for name in ref:
-        torch.testing.assert_close(fast[name], ref[name], rtol=0, atol=0)
+    for name in ref:  # gradients come back in their input's layout: torch's sums over (b, l)
+        # for delta_bias may then add in another order
+        torch.testing.assert_close(fast[name], ref[name], rtol=1e-13, atol=1e-13)
 
 
 def test_no_grad_output_equals_grad_output():
