@@ -62,11 +62,12 @@ def silu_identity(x):
 
 class _HalfGate(torch.autograd.Function):
     """y * silu(z) with derivatives silu(z) / 2 and y * sigmoid(z) / 2; keeps y and a compact
-    copy of z (z is a view into the in_proj output, twice its size)."""
+    copy of z (z is a view into the in_proj output, twice its size) in y's memory order, which
+    in the model is z's own channel order: a plain copy, not a transposing one."""
 
     @staticmethod
     def forward(ctx, y, z):
-        ctx.save_for_backward(y, z.contiguous())
+        ctx.save_for_backward(y, torch.empty_like(y).copy_(z))
         return y * F.silu(z)
 
     @staticmethod
@@ -78,7 +79,7 @@ class _HalfGate(torch.autograd.Function):
 
 def half_gate(y, z):
     """The gate y * silu(z), exactly, with the half rule on the product (each factor receives
-    half of its relevance) and the identity rule on silu(z). Same shapes as y * z."""
+    half of its relevance) and the identity rule on silu(z). y and z of one shape, any."""
     return _HalfGate.apply(y, z)
 
 
