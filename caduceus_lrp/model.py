@@ -147,6 +147,9 @@ class Mamba(nn.Module):
         return y.transpose(1, 2)
 
 
+RECOMPUTE_ROWS_ELEMENTS = 2 ** 26  # xz elements per group recomputed together (256 MB, float32)
+
+
 class BiMambaWrapper(nn.Module):
     """out = fwd(h) + flip_l(rev(flip_l(h))) with in_proj/out_proj shared by both directions.
 
@@ -159,11 +162,28 @@ class BiMambaWrapper(nn.Module):
         self.mamba_fwd = Mamba(cfg)
         self.mamba_rev = Mamba(cfg, in_proj=self.mamba_fwd.in_proj,
                                out_proj=self.mamba_fwd.out_proj)
+        self.recompute_directions = False  # set by the backbone's gradient_checkpointing
+
+    def forward_direction(self, xz):
+        """xz (b, l, 2e) -> the forward direction's gated scan (b, l, e)."""
+        return self.mamba_fwd.gated_scan(xz)
+
+    def reverse_direction(self, xz):
+        """xz (b, l, 2e) -> the reverse direction's gated scan, flipped back (b, l, e)."""
+        return self.mamba_rev.gated_scan(xz.flip(1)).flip(1)
 
     def forward(self, h):
-        """h (b, l, d) -> (b, l, d)."""
+        """h (b, l, d) -> (b, l, d). With `recompute_directions` (and grad enabled) each
+        direction of each group of rows (at most RECOMPUTE_ROWS_ELEMENTS of xz, one row at
+        long lengths) is recomputed in backward from xz alone, so a layer's backward holds
+        the activations of one direction of one group at a time."""
         xz = self.mamba_fwd.in_proj(h)                                # (b, l, 2e)
-        y = self.mamba_fwd.gated_scan(xz) + self.mamba_rev.gated_scan(xz.flip(1)).flip(1)
+        if not (self.recompute_directions and torch.is_grad_enabled()):
+            return self.mamba_fwd.out_proj(self.forward_direction(xz) + self.reverse_direction(xz))
+        rows = max(1, RECOMPUTE_ROWS_ELEMENTS // xz[0].numel())
+        y = torch.cat([checkpoint(self.forward_direction, part, use_reentrant=False)
+                       + checkpoint(self.reverse_direction, part, use_reentrant=False)
+                       for part in xz.split(rows)])
         return self.mamba_fwd.out_proj(y)
 
 
@@ -269,6 +289,20 @@ class CaduceusMixerModel(nn.Module):
         self.norm_f = RMSNorm(cfg.d_model, eps=cfg.norm_epsilon)
         self.rcps = cfg.rcps
         self.gradient_checkpointing = False
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Recompute in backward: each layer from its input sum, and inside a layer's backward
+        each BiMamba direction from the in_proj output (peak memory: one direction's
+        activations, not a layer's)."""
+        return self._gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, flag: bool):
+        self._gradient_checkpointing = bool(flag)
+        for module in self.modules():
+            if isinstance(module, BiMambaWrapper):
+                module.recompute_directions = bool(flag)
 
     def run_layers(self, h, residual=None, layers=None, output_hidden_states=False):
         """Run `layers` (default all) from (h, residual); returns (h, residual, hidden list).
