@@ -74,7 +74,7 @@ class TrainConfig:
                                          "memory on long sequences)", default=False)
     cnn_filters: int = _help("CNN baseline: number of convolution filters", default=64)
     cnn_width: int = _help("CNN baseline: filter width (bp)", default=15)
-    epochs: int = _help("maximum number of epochs", default=3)
+    epochs: int = _help("maximum number of epochs", default=5)
     batch_size: int = _help("global batch size (split over torchrun ranks)", default=16)
     eval_batch_size: int = _help("batch size of the passes without gradient (the frozen-layer "
                                  "cache, evaluation)", default=64)

@@ -12,6 +12,7 @@ from conftest import ROOT, perturbed_model, tiny_config
 
 from caduceus_lrp import ARCHITECTURES, CaduceusConfig, architecture_config, load_caduceus
 from caduceus_lrp.errors import InputError
+from caduceus_lrp import model as model_module
 from caduceus_lrp.model import CaduceusForMaskedLM, flip_lc, tied_keys
 
 # -- exactness against the official implementation -------------------------------------------------
@@ -146,7 +147,9 @@ def test_onehot_path_equals_token_path_and_gets_gradients(rcps):
 
 
 @pytest.mark.parametrize("rcps", [True, False])
-def test_gradient_checkpointing_same_outputs_and_grads(rcps):
+@pytest.mark.parametrize("rows_elements", [2 ** 26, 1])  # one group; one row per group
+def test_gradient_checkpointing_same_outputs_and_grads(rcps, rows_elements, monkeypatch):
+    monkeypatch.setattr(model_module, "RECOMPUTE_ROWS_ELEMENTS", rows_elements)
     model = perturbed_model(tiny_config(rcps=rcps))
     ids = _random_ids()
     grads = []
@@ -159,6 +162,26 @@ def test_gradient_checkpointing_same_outputs_and_grads(rcps):
     assert torch.equal(grads[0][0], grads[1][0])
     for a, b in zip(grads[0][1], grads[1][1]):
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("rcps", [True, False])
+def test_gradients_with_the_fused_scan_equal_the_reference(rcps, monkeypatch):
+    """The whole model's parameter gradients (float64) with the fused CPU scan, which reads and
+    writes channels-last views, equal those with the reference scan."""
+    from caduceus_lrp.scan import selective_scan_ref
+
+    model = perturbed_model(tiny_config(rcps=rcps)).train()
+    ids = _random_ids()
+    grads = []
+    for scan in (model_module.selective_scan, selective_scan_ref):
+        monkeypatch.setattr(model_module, "selective_scan", scan)
+        model.zero_grad()
+        model(ids).logits.square().mean().backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 10
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-10, atol=1e-12,
+                                   msg=name)
 
 
 def test_batch_independence():
