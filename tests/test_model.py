@@ -159,7 +159,10 @@ def test_gradient_checkpointing_same_outputs_and_grads(rcps, rows_elements, monk
         out = model(ids).logits
         out.square().mean().backward()
         grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
-    assert torch.equal(grads[0][0], grads[1][0])
+    if rows_elements > 1:
+        assert torch.equal(grads[0][0], grads[1][0])
+    else:  # rows run one at a time: per-row matmuls may round differently
+        torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-13, atol=1e-15)
     for a, b in zip(grads[0][1], grads[1][1]):
         assert torch.allclose(a, b, rtol=1e-12, atol=1e-14)
 
