@@ -317,9 +317,32 @@ def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str 
     return results
 
 
+def first_positive(dataset, task_name: str, hint: str) -> int:
+    """Row of the first positive sequence of `task_name` in `dataset`; an InputError ending in
+    `hint` (how to choose sequences instead) when the dataset has no such labels or positives."""
+    if task_name not in dataset.task_names:
+        raise InputError(f"--data: has no labels for task {task_name!r}; {hint}")
+    positives = (dataset.labels[:, dataset.task_names.index(task_name)] > 0).nonzero()[0]
+    if len(positives) == 0:
+        raise InputError(f"--split: no positive sequence of task {task_name!r}; {hint}")
+    return int(positives[0])
+
+
 # -----------------------------------------------------------------------------------------------
 # The data a checkpoint was trained on, and its ground truth
 # -----------------------------------------------------------------------------------------------
+def add_checkpoint_arguments(parser, ground_truth: bool = True) -> None:
+    """The scripts' --model, --data (and --ground-truth) options, read by `load_finetuned`,
+    `checkpoint_data` and `ground_truth`."""
+    parser.add_argument("--model", default="final_models/best_model.pt",
+                        help="fine-tuned checkpoint")
+    parser.add_argument("--data", default=None,
+                        help="dataset input (default: the data the model was trained on)")
+    if ground_truth:
+        parser.add_argument("--ground-truth", default=None, help="planted-site TSV (default: the "
+                            "embedded dataset's, when it is used)")
+
+
 def checkpoint_data(path, data=None):
     """The DataConfig the fine-tuned checkpoint at `path` was trained with (the embedded dataset
     when it records none); `data` (a path) replaces its input, keeping its other settings (sequence

@@ -17,8 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caduceus_lrp import attribution_plots as plots  # noqa: E402
 from caduceus_lrp.data import load_dataset  # noqa: E402
 from caduceus_lrp.errors import InputError, cli_entry  # noqa: E402
-from caduceus_lrp.explanation_model import (METHODS, as_onehot, checkpoint_data, explain,  # noqa: E402
-                                            load_finetuned, split_of, task_index)
+from caduceus_lrp.explanation_model import (METHODS, add_checkpoint_arguments,  # noqa: E402
+                                            as_onehot, checkpoint_data, explain,
+                                            first_positive, load_finetuned, split_of,
+                                            task_index)
 from caduceus_lrp.sequence import one_hot_to_strings  # noqa: E402
 
 WINDOW = 40  # bp drawn by default, centred on the most relevant position
@@ -27,10 +29,8 @@ WINDOW = 40  # bp drawn by default, centred on the most relevant position
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="final_models/best_model.pt", help="fine-tuned checkpoint")
+    add_checkpoint_arguments(p, ground_truth=False)
     p.add_argument("--sequence", default=None, help="the sequence (default: from the dataset)")
-    p.add_argument("--data", default=None,
-                   help="dataset input (default: the data the model was trained on)")
     p.add_argument("--split", default="test", help="split of --id")
     p.add_argument("--id", default=None,
                    help="sequence id (default: the first positive sequence of the task)")
@@ -54,12 +54,7 @@ def _pick(args, cfg, task_name):
             raise InputError(f"--id: {args.id!r} is not in the {args.split} split")
         row = ds.ids.index(args.id)
     else:
-        if task_name not in ds.task_names:
-            raise InputError(f"--data: has no labels for task {task_name!r}; pass --id or --sequence")
-        positives = (ds.labels[:, ds.task_names.index(task_name)] > 0).nonzero()[0]
-        if len(positives) == 0:
-            raise InputError(f"--split: no positive sequence of task {task_name!r}")
-        row = int(positives[0])
+        row = first_positive(ds, task_name, "pass --id or --sequence")
     return ds.one_hot()[row:row + 1], ds.ids[row]
 
 

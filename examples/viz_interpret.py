@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caduceus_lrp import attribution_plots as plots  # noqa: E402
 from caduceus_lrp.data import load_dataset  # noqa: E402
 from caduceus_lrp.errors import InputError, cli_entry  # noqa: E402
-from caduceus_lrp.explanation_model import (METHODS, checkpoint_data, explain,  # noqa: E402
+from caduceus_lrp.explanation_model import (METHODS, add_checkpoint_arguments,  # noqa: E402
+                                            checkpoint_data, explain,
                                             ground_truth, load_finetuned, planted_sites,
                                             site_auroc, site_mask, split_of,
                                             write_attributions)
@@ -27,11 +28,7 @@ from caduceus_lrp.explanation_model import (METHODS, checkpoint_data, explain,  
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="final_models/best_model.pt", help="fine-tuned checkpoint")
-    p.add_argument("--data", default=None,
-                   help="dataset input (default: the data the model was trained on)")
-    p.add_argument("--ground-truth", default=None,
-                   help="planted-site TSV (default: the embedded dataset's, when it is used)")
+    add_checkpoint_arguments(p)
     p.add_argument("--split", default="test",
                    help="split whose positive sequences are explained: train, val, test or all")
     p.add_argument("--method", default="lrp", help=f"method of the saved files: {', '.join(METHODS)}")

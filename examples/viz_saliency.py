@@ -17,19 +17,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caduceus_lrp import attribution_plots as plots  # noqa: E402
 from caduceus_lrp.data import load_dataset  # noqa: E402
 from caduceus_lrp.errors import InputError, cli_entry  # noqa: E402
-from caduceus_lrp.explanation_model import (METHODS, as_onehot, checkpoint_data, explain,  # noqa: E402
-                                            ground_truth, load_finetuned, planted_sites,
-                                            split_of, task_index)
+from caduceus_lrp.explanation_model import (METHODS, add_checkpoint_arguments,  # noqa: E402
+                                            as_onehot, checkpoint_data, explain,
+                                            first_positive, ground_truth, load_finetuned,
+                                            planted_sites, split_of, task_index)
 
 
 def build_parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="final_models/best_model.pt", help="fine-tuned checkpoint")
-    p.add_argument("--data", default=None,
-                   help="dataset input (default: the data the model was trained on)")
-    p.add_argument("--ground-truth", default=None,
-                   help="planted-site TSV (default: the embedded dataset's, when it is used)")
+    add_checkpoint_arguments(p)
     p.add_argument("--split", default="test", help="split the sequences come from")
     p.add_argument("--task", nargs="+", default=None, help="task names or indices (default: all)")
     p.add_argument("--ids", nargs="+", default=None,
@@ -54,12 +51,7 @@ def _choose(ds, task_name, ids):
         if unknown:
             raise InputError(f"--ids: not in the split: {', '.join(unknown[:5])}")
         return [ds.ids.index(i) for i in ids]
-    if task_name not in ds.task_names:
-        raise InputError(f"--data: has no labels for task {task_name!r}; choose sequences with --ids")
-    positives = (ds.labels[:, ds.task_names.index(task_name)] > 0).nonzero()[0]
-    if len(positives) == 0:
-        raise InputError(f"--split: no positive sequence of task {task_name!r}; use --ids")
-    return [int(positives[0])]
+    return [first_positive(ds, task_name, "choose sequences with --ids")]
 
 
 @cli_entry
