@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # GPU check for a lent GPU machine (no network): run from the repository root as
 #     bash bench/gpu_check.sh
-# 1. installs only what the checkout carries: mamba-ssm / causal-conv1d wheels in $WHEELS
-#    (default: wheels/ or shared/wheels/), never from an index;
-# 2. runs the GPU diagnostic caduceus_lrp/test_gpu.py;
+# 1. installs only what the checkout carries, never from an index: the wheels in $WHEELS (default:
+#    the first of .whl/, wheels/, shared/wheels/ that holds any; mamba-ssm / causal-conv1d
+#    when built for that machine, mambapy for the CPU table), into a target folder;
+# 2. runs the GPU diagnostic caduceus_lrp/test_gpu.py (scan, model forward, LRP on CUDA vs CPU);
 # 3. compares the CUDA scan path (mamba-ssm's kernel when importable, else the PyTorch path on
 #    CUDA) with the float64 CPU reference: outputs and the gradients of all 8 inputs;
 # 4. prints forward + backward throughput of the CUDA path and of the fused CPU scan on this
@@ -13,6 +14,9 @@
 set -u
 cd "$(dirname "$0")/.."
 failed=0
+PYTHON=${PYTHON:-$(command -v python3 || command -v python)}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-/tmp/numba_cache}
 
 step() {  # step <seconds> <title> <command...>
     local limit=$1 title=$2
@@ -26,20 +30,19 @@ step() {  # step <seconds> <title> <command...>
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
+"$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())"
 
-for dir in "${WHEELS:-}" wheels shared/wheels; do
+for dir in "${WHEELS:-}" .whl wheels shared/wheels; do
     if [ -n "$dir" ] && compgen -G "$dir/*.whl" > /dev/null; then
-        for wheel in "$dir"/causal_conv1d*.whl "$dir"/mamba_ssm*.whl; do
-            [ -e "$wheel" ] && pip install --no-index --no-deps --quiet "$wheel" && echo "installed $wheel"
-        done
+        "$PYTHON" -m pip install --quiet --no-index --no-deps --no-compile --target /tmp/site "$dir"/*.whl \
+            && export PYTHONPATH="$PYTHONPATH:/tmp/site" && echo "installed:" "$dir"/*.whl
         break
     fi
 done
 
-step 150 "GPU diagnostic (caduceus_lrp/test_gpu.py)" python caduceus_lrp/test_gpu.py
+step 200 "GPU diagnostic (caduceus_lrp/test_gpu.py)" "$PYTHON" caduceus_lrp/test_gpu.py
 
-step 150 "CUDA scan vs the float64 reference, gradients, throughput" python - <<'EOF'
+step 150 "CUDA scan vs the float64 reference, gradients, throughput" "$PYTHON" - <<'EOF'
 import sys
 import time
 
@@ -97,7 +100,7 @@ for l in (1024, 8192):
 sys.exit(0 if worst < 2e-3 else 1)
 EOF
 
-step 200 "CPU scan benchmark on this machine (bench/scan.py)" python bench/scan.py --repeats 2
+step 200 "CPU scan benchmark on this machine (bench/scan.py)" "$PYTHON" bench/scan.py --repeats 2
 
 echo "gpu_check: $failed step(s) failed"
 exit "$failed"

@@ -18,7 +18,7 @@ from .cnn import OneHotCNN
 from .config import CaduceusConfig
 from .errors import InputError
 from .io_utils import atomic_path
-from .model import Caduceus, CaduceusForMaskedLM, flip_lc
+from .model import Caduceus, CaduceusForMaskedLM, build_caduceus, flip_lc
 
 __all__ = ["POOLINGS", "EPIHead", "CaduceusClassifier", "save_finetuned", "load_finetuned",
            "load_model", "read_checkpoint", "export_hf_folder", "rc_onehot"]
@@ -63,7 +63,9 @@ def rc_onehot(x):
 
 
 class CaduceusClassifier(nn.Module):
-    """Caduceus backbone + EPI head. forward(input_ids=None, onehot=None) -> logits (b, t)."""
+    """Caduceus backbone + EPI head. forward(input_ids=None, onehot=None) -> logits (b, t).
+
+    Without `backbone`, the backbone gets the official random init (seed 0)."""
 
     kind = "caduceus"
 
@@ -71,7 +73,8 @@ class CaduceusClassifier(nn.Module):
                  backbone: Caduceus | None = None):
         super().__init__()
         self.config = cfg
-        self.backbone = backbone if backbone is not None else Caduceus(cfg)
+        # without a backbone: the official random init (seed 0), never uninitialised memory
+        self.backbone = backbone if backbone is not None else build_caduceus(cfg).caduceus
         self.head = EPIHead(cfg.d_model, n_tasks, pooling)
 
     @property

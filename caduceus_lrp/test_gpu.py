@@ -5,7 +5,9 @@
 On a CPU-only machine it reports that and exits 0 (nothing to check). On a GPU it reports torch,
 CUDA and mamba-ssm, compares `selective_scan` on CUDA (mamba-ssm's kernel when importable, else the
 PyTorch path on CUDA) with the float64 reference on the CPU, runs one forward pass of a random
-131k-architecture ps model on both devices, and prints throughput. Exit status 1 if a check fails.
+131k-architecture ps model on both devices, explains one sequence with LRP on both (conservation
+on CUDA, agreement with the CPU, the model left on CUDA), and prints throughput. Exit status 1 if a
+check fails.
 """
 from __future__ import annotations
 
@@ -83,6 +85,31 @@ def check_model(length, tol=1e-3):
     return err < tol
 
 
+def check_lrp(length, tol=1e-3):
+    """LRP of a random 131k-architecture ps classifier (max pooling) on CUDA against the CPU."""
+    from caduceus_lrp import CaduceusClassifier, architecture_config, explain
+
+    cfg = architecture_config("caduceus-ps_seqlen-131k_d_model-256_n_layer-16")
+    torch.manual_seed(0)
+    model = CaduceusClassifier(cfg, 2, "max").eval()
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (2, length)), 4).float().numpy()
+    cpu = explain(model, x, target=1, method="lrp")
+    model.cuda()
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    gpu = explain(model, x, target=1, method="lrp")
+    torch.cuda.synchronize()
+    dt = time.perf_counter() - t
+    err = float(abs(gpu.observed - cpu.observed).max() / abs(cpu.observed).max())
+    cons = float(gpu.conservation_error.max())
+    stayed = next(model.parameters()).is_cuda
+    ok = err < tol and cons < tol and stayed
+    print(f"LRP l={length} b=2: max relative error CUDA vs CPU {err:.2e}, conservation residual "
+          f"{cons:.2e} (relative), model still on CUDA: {stayed} ({'ok' if ok else 'FAILED'}), "
+          f"{2 * length / dt / 1e3:.1f} kbp/s")
+    return ok
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--length", type=int, default=4096, help="sequence length for the checks")
@@ -92,7 +119,7 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (the CPU path is covered by the test suite)")
         return 0
-    ok = check_scan(args.batch, args.length) & check_model(args.length)
+    ok = check_scan(args.batch, args.length) & check_model(args.length) & check_lrp(args.length // 2)
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1
 

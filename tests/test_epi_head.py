@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import perturbed_model, tiny_config
 
-from caduceus_lrp import load_caduceus
+from caduceus_lrp import build_caduceus, load_caduceus
 from caduceus_lrp.cnn import CNNConfig, OneHotCNN, tokens_to_onehot
 from caduceus_lrp.epi_head import (CaduceusClassifier, EPIHead, export_hf_folder, load_finetuned,
                                    load_model, rc_onehot, read_checkpoint, save_finetuned)
@@ -76,6 +76,16 @@ def test_head_initialisation_and_bad_pooling():
     assert head.linear.bias.abs().max() == 0
     with pytest.raises(InputError, match="--pooling: unknown pooling 'first'"):
         EPIHead(8, 2, "first")
+
+
+def test_classifier_without_backbone_gets_the_official_init():
+    cfg = tiny_config(rcps=True)
+    clf = CaduceusClassifier(cfg, 2)
+    expected = build_caduceus(cfg).caduceus.state_dict()
+    for name, value in clf.backbone.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0, msg=name)
+    with torch.no_grad():
+        assert torch.isfinite(clf(input_ids=random_ids())).all()
 
 
 def test_cnn_is_rc_invariant_and_shapes():
