@@ -35,6 +35,10 @@ __all__ = ["CHUNK", "LANES", "selective_scan_cpu"]
 CHUNK = 64  # steps between saved states: memory n / CHUNK of a (b, d, l) tensor
 LANES = 64  # channels per task, side by side in vector registers (a power of two). The kernels
 # take it as an argument: a compile-time trip count would be unrolled instead of vectorised.
+FASTMATH = {"contract"}  # a * b + c may become one fused multiply-add (rounded once); nothing else
+# The backward kernel may also reassociate: its sums over a block's channels (the B and C
+# gradients) then run as vector partial sums, not one long chain of dependent additions.
+FASTMATH_BACKWARD = {"contract", "reassoc"}
 
 
 @intrinsic
@@ -65,7 +69,7 @@ def _constants(numba_type, *values):
     return tuple(ftype(v) for v in values)
 
 
-@overload(_exp)
+@overload(_exp, jit_options={"fastmath": FASTMATH})
 def _exp_numba(x):
     """exp for float32 / float64 to about 1 ulp: x = k ln2 + r, |r| <= ln2 / 2, exp(r) by its
     Taylor polynomial (degree 7 / 13), 2^k from the exponent bits (as 2^(k-1) * 2 so that k may
@@ -101,7 +105,7 @@ def _log1p_unit(w):
     raise NotImplementedError("numba kernels only")
 
 
-@overload(_log1p_unit)
+@overload(_log1p_unit, jit_options={"fastmath": FASTMATH})
 def _log1p_unit_numba(w):
     """log(1 + w) = 2 atanh(s), s = w / (2 + w) in [0, 1/3], by its odd series to about 1 ulp
     (8 / 17 terms for float32 / float64); branch-free, so it vectorises."""
@@ -128,7 +132,7 @@ def _softplus(x):
     raise NotImplementedError("numba kernels only")
 
 
-@overload(_softplus)
+@overload(_softplus, jit_options={"fastmath": FASTMATH})
 def _softplus_numba(x):
     """softplus(x) = max(x, 0) + log1p(exp(-|x|)), sigmoid from exp(-|x|): no overflow, no
     branches."""
@@ -151,7 +155,7 @@ def _silu(z):
     raise NotImplementedError("numba kernels only")
 
 
-@overload(_silu)
+@overload(_silu, jit_options={"fastmath": FASTMATH})
 def _silu_numba(z):
     """sigmoid from exp(-|z|): no overflow, no branches."""
     if not isinstance(z, types.Float):
@@ -166,7 +170,7 @@ def _silu_numba(z):
     return impl
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _load(x, bi, j0, steps, t0, tile):
     """tile[k, j] = x[bi, j0 + j, t0 + k] for the block's channels j, 0 in the lanes beyond d."""
     w = min(tile.shape[1], x.shape[1] - j0)
@@ -177,7 +181,7 @@ def _load(x, bi, j0, steps, t0, tile):
     tile[:steps, w:] = 0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _store(tile, bi, j0, steps, t0, x):
     """x[bi, j0 + j, t0 + k] = tile[k, j] for the block's channels."""
     for j in range(min(tile.shape[1], x.shape[1] - j0)):
@@ -186,7 +190,7 @@ def _store(tile, bi, j0, steps, t0, x):
             row[t0 + k] = tile[k, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _block_params(A, D, delta_bias, j0, lanes):
     """A (n, lanes), D and delta_bias (lanes,) of the block's channels, zero in unused lanes."""
     n = A.shape[1]
@@ -201,7 +205,7 @@ def _block_params(A, D, delta_bias, j0, lanes):
     return a, Dl, bias
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=FASTMATH)
 def _step_scalars(steps, delta, bias, softplus, z, gated, out):
     """The per-step scalars of a chunk, vectorised over lanes: delta, z (CHUNK, lanes) tiles ->
     out (4, CHUNK, lanes): delta_t, d delta_t / d delta, silu(z_t), d silu(z_t) / d z_t
@@ -220,18 +224,7 @@ def _step_scalars(steps, delta, bias, softplus, z, gated, out):
                 out[2, k, j], out[3, k, j] = one, zero
 
 
-@njit(inline="always")
-def _lane_sum(p):
-    """p[0] + ... + p[LANES - 1] as a pairwise tree (overwrites p)."""
-    h = LANES // 2
-    while h > 0:
-        for j in range(h):
-            p[j] += p[j + h]
-        h //= 2
-    return p[0]
-
-
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=FASTMATH)
 def _forward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, out, states):
     """out = (scan + D * u) * silu(z), with delta_t = softplus(delta + delta_bias) if `softplus`.
 
@@ -278,7 +271,7 @@ def _forward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, out,
             _store(tiles[3], bi, j0, steps, t0, out)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
+@njit(parallel=True, cache=True, error_model="numpy", fastmath=FASTMATH_BACKWARD)
 def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, states, dout,
                      groups, du, dD, dBt, ddelta, dA, dCt, dz):
     """Gradients of `_forward_kernel`'s out for dout = dL/dout (b, d, l); one task per batch row
@@ -310,8 +303,6 @@ def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, sta
         gB = np.empty(lanes, dtype=u.dtype)
         gA = np.empty(lanes, dtype=u.dtype)
         y = np.empty(lanes, dtype=u.dtype)
-        pB = np.empty(lanes, dtype=u.dtype)
-        pC = np.empty(lanes, dtype=u.dtype)
         for block in range(task % groups, blocks, groups):
             j0 = block * lanes
             w = min(lanes, d - j0)
@@ -351,7 +342,9 @@ def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, sta
                     for m in range(n):
                         bm = Bt[bi, t, m]
                         cm = Ct[bi, t, m]
+                        sum_B = zero
                         if with_states:
+                            sum_C = zero
                             for j in range(lanes):
                                 gm = g[m, j] + dy[j] * cm
                                 gB[j] += gm * bm
@@ -359,19 +352,19 @@ def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, sta
                                 gA[j] += h * a[m, j]
                                 dA_acc[m, j] += h * scalars[0, k, j]
                                 y[j] += S[k + 1, m, j] * cm
-                                pB[j] = gm * x[k, j]
-                                pC[j] = dy[j] * S[k + 1, m, j]
+                                sum_B += gm * x[k, j]
+                                sum_C += dy[j] * S[k + 1, m, j]
                                 g[m, j] = gm * E[k, m, j]
-                            dBt[task % groups, bi, t, m] += _lane_sum(pB)
-                            dCt[task % groups, bi, t, m] += _lane_sum(pC)
+                            dBt[task % groups, bi, t, m] += sum_B
+                            dCt[task % groups, bi, t, m] += sum_C
                         else:
                             for j in range(lanes):
                                 gm = g[m, j] + dy[j] * cm
                                 gB[j] += gm * bm
-                                pB[j] = gm * x[k, j]
+                                sum_B += gm * x[k, j]
                                 g[m, j] = gm * E[k, m, j]
                             if want_B:
-                                dBt[task % groups, bi, t, m] += _lane_sum(pB)
+                                dBt[task % groups, bi, t, m] += sum_B
                     for j in range(lanes):
                         ut = tiles[0, k, j]
                         tiles[4, k, j] = scalars[0, k, j] * gB[j] + Dl[j] * dy[j]
@@ -415,17 +408,13 @@ def _strided(t):
     return t.detach().numpy()
 
 
-def _channels_last(u):
-    """An empty (b, d, l) tensor like u stored as (b, l, d): the layout of the model's
-    activations, so that out_proj reads the scan's output without a copy."""
-    return u.new_empty(u.shape[0], u.shape[2], u.shape[1]).transpose(1, 2)
-
-
 def _like(t):
-    """An empty tensor in t's layout when t is (b, d, l)- or (b, l, d)-dense, else channels-last
-    (t a strided view such as z, half of the in_proj output)."""
-    dense = t.is_contiguous() or t.transpose(1, 2).is_contiguous()
-    return torch.empty_like(t) if dense else _channels_last(t)
+    """An empty (b, d, l) tensor in t's layout when t is (b, d, l)- or (b, l, d)-dense, else
+    stored as (b, l, d) (t a strided view such as z, half of the in_proj output): the layout of
+    the model's activations, so that out_proj reads the scan's output without a copy."""
+    if t.is_contiguous() or t.transpose(1, 2).is_contiguous():
+        return torch.empty_like(t)
+    return t.new_empty(t.shape[0], t.shape[2], t.shape[1]).transpose(1, 2)
 
 
 def _groups(b, d):
@@ -443,7 +432,7 @@ def _kernel_inputs(u, delta, A, B, C, D, z, delta_bias):
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, delta_softplus, with_states):
     """The output (b, d, l) and the saved states (b, c, n, d), c = 0 unless `with_states`."""
     b, d, l = u.shape
-    out = _channels_last(u)
+    out = _like(u)
     states = u.new_empty(b, -(-l // CHUNK) if with_states else 0, A.shape[1], d)
     _forward_kernel(*_kernel_inputs(u, delta, A, B, C, D, z, delta_bias), delta_softplus, LANES,
                     _strided(out), states.numpy())
