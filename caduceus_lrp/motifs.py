@@ -30,8 +30,8 @@ from tqdm import tqdm
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
 from .meme import jaspar_meme, read_motifs, write_meme
-from .tomtom import (TOMTOM_COLUMNS, motif_recovery, read_tomtom, recovery_report, tomtom_table,
-                     top_matches)
+from .tomtom import (TOMTOM_COLUMNS, combine_recoveries, motif_recovery, read_tomtom,
+                     recovery_report, tomtom_table, top_matches)
 
 __all__ = ["ModiscoConfig", "check_attributions", "peak_starts", "peak_windows", "run_modisco",
            "Pattern", "load_patterns", "patterns_to_meme", "modisco_report", "discover",
@@ -301,7 +301,8 @@ def discover(task_attributions, out_dir, cfg=None, ground_truth=None, plots_dir=
     (the windows: `seq` (N, w) base codes 0-3 (4 = N), `contrib` (N, w), `task`, `index`,
     `start`), big{w}bp.pos.meme, big{w}bp.neg.meme, tomtom_large_sample.tsv, report/).
     ground_truth: {"planted": {task: JASPAR ID or IDs}, "decoy": ID or None} gives
-    `out_dir/recovery.json` (stacked and per-task recoveries), printed as tables.
+    `out_dir/recovery.json` (stacked and per-task recoveries and the verdict over all runs,
+    `combine_recoveries`), printed as tables.
     plots_dir gives `plots_dir/TF_motifs.png`. db_meme defaults to `jaspar_meme()`.
     A task without patterns is reported in the summary; the stacked run must find some.
     Returns a summary dict: per-task and stacked patterns with their top matches, recovery.
@@ -369,9 +370,7 @@ def discover(task_attributions, out_dir, cfg=None, ground_truth=None, plots_dir=
             table = read_tomtom(task_tsv) if "error" not in summary["tasks"][task] else \
                 pd.DataFrame(columns=TOMTOM_COLUMNS)
             rec["tasks"][task] = motif_recovery(table, {task: planted.get(task, [])}, **judge)
-        runs = [rec["stacked"], *rec["tasks"].values()]
-        rec["all_recovered"] = all(r["all_recovered"] for r in runs)
-        rec["decoy_found"] = any(r["decoy_found"] for r in runs)
+        rec |= combine_recoveries(rec["stacked"], rec["tasks"])
         with atomic_path(out_dir / "recovery.json") as tmp:
             Path(tmp).write_text(json.dumps(rec, indent=1) + "\n")
         tqdm.write(recovery_report(rec))

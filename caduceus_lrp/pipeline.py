@@ -202,11 +202,14 @@ def step_summary(cfg: PipelineConfig) -> dict:
                      f"{fmt('test.macro_auprc')} |")
         lines.append("")
     if recovery_path.exists():
-        from .tomtom import recovery_table
+        from .tomtom import recovery_report
 
         rec = json.loads(recovery_path.read_text())
-        lines += ["## Motif recovery (TF-MoDISco + Tomtom vs JASPAR 2024)", "", "```",
-                  recovery_table(rec["stacked"]), "```", ""]
+        lines += ["## Motif recovery (TF-MoDISco + Tomtom vs JASPAR 2024)", "",
+                  "A planted motif is recovered when it is the top Tomtom match (q < 0.05) of some "
+                  "pattern of the stacked run or of a task's own run; a task with several planted "
+                  "motifs must find each in its own run.", "", "```", recovery_report(rec), "```",
+                  ""]
     figures = sorted(p.name for p in cfg.plots_dir.glob("*.png")) if cfg.plots_dir.is_dir() else []
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](../plots/{f})" for f in figures] + [""]

@@ -17,7 +17,7 @@ from .io_utils import atomic_path
 from .meme import BASES, read_motifs
 
 __all__ = ["TOMTOM_COLUMNS", "tomtom_table", "read_tomtom", "top_matches", "motif_recovery",
-           "recovery_table", "recovery_report"]
+           "recovery_table", "combine_recoveries", "recovery_report"]
 
 TOMTOM_COLUMNS = ["Query_ID", "Target_ID", "Optimal_offset", "p-value", "E-value", "q-value",
                   "Overlap", "Query_consensus", "Target_consensus", "Orientation"]
@@ -175,15 +175,45 @@ def recovery_table(recovery):
     return "\n".join(lines)
 
 
+def combine_recoveries(stacked, tasks):
+    """The verdict over all runs: a planted motif is recovered when it is recovered (a top
+    significant match) by some pattern of the stacked run or of any task's own run; a task with
+    several planted motifs (a cooperative task) must recover each of them in its own run; the
+    decoy is found when any run finds it.
+
+    stacked: `motif_recovery` of the stacked run; tasks: {task: `motif_recovery` of its run}.
+    Returns {"motifs": [{motif_id, tasks, recovered, runs}], "multi_motif_tasks": {task: all
+    of its motifs recovered in its own run}, "all_recovered", "decoy_found"}.
+    """
+    runs = {"stacked": stacked, **{f"task {t}": rec for t, rec in tasks.items()}}
+    motifs = []
+    for m in stacked["motifs"]:
+        found = [name for name, rec in runs.items() for other in rec["motifs"]
+                 if other["motif_id"] == m["motif_id"] and other["recovered"]]
+        motifs.append({"motif_id": m["motif_id"], "tasks": m["tasks"],
+                       "recovered": bool(found), "runs": found})
+    multi = {t: rec["all_recovered"] for t, rec in tasks.items() if len(rec["motifs"]) > 1}
+    return {"motifs": motifs, "multi_motif_tasks": multi,
+            "all_recovered": all(m["recovered"] for m in motifs) and all(multi.values()),
+            "decoy_found": any(rec["decoy_found"] for rec in runs.values())}
 
 
 def recovery_report(recovery):
-    """recovery.json as text: the stacked run's table, each task's, and the verdict."""
+    """recovery.json as text: the stacked run's table, each task's, and the verdict over all
+    runs (`combine_recoveries`)."""
     if recovery is None:
         return "no ground truth was given (no recovery.json)"
     parts = ["all tasks stacked:", recovery_table(recovery["stacked"])]
     for task, rec in recovery["tasks"].items():
         parts += [f"task {task}:", recovery_table(rec)]
+    parts.append("over all runs (a top significant match of some pattern of any run):")
+    for m in recovery["motifs"]:
+        where = ", ".join(m["runs"]) or "-"
+        parts.append(f"  {m['motif_id']:<12} {','.join(m['tasks']):<22} "
+                     f"{'yes' if m['recovered'] else 'NO':<4} {where}")
+    for task, ok in recovery["multi_motif_tasks"].items():
+        parts.append(f"  task {task} (several planted motifs): all found in its own run: "
+                     f"{'yes' if ok else 'NO'}")
     parts.append(f"all planted motifs recovered: {'yes' if recovery['all_recovered'] else 'NO'}"
                  f"; decoy found: {'YES' if recovery['decoy_found'] else 'no'}")
     return "\n".join(parts)

@@ -13,7 +13,8 @@ from caduceus_lrp.errors import InputError
 from caduceus_lrp.meme import jaspar_meme, read_motifs, write_meme
 from caduceus_lrp.motifs import (ModiscoConfig, check_attributions, load_patterns, main,
                                  peak_starts, peak_windows, run_modisco)
-from caduceus_lrp.tomtom import TOMTOM_COLUMNS, motif_recovery, recovery_table, tomtom_table
+from caduceus_lrp.tomtom import (TOMTOM_COLUMNS, combine_recoveries, motif_recovery,
+                                 recovery_report, recovery_table, tomtom_table)
 
 CTCF, GATA1, TAL1_TCF3, SPI1, CEBPB = "MA0139.2", "MA0035.5", "MA0091.2", "MA0080.7", "MA0466.4"
 
@@ -192,6 +193,43 @@ def test_motif_recovery_takes_significant_top_matches_only():
     empty = motif_recovery(table.iloc[:0], planted, decoy_id=CEBPB)  # a run without patterns
     assert not empty["all_recovered"] and not empty["decoy_found"]
     assert empty["unplanted_patterns"] == []
+
+
+def tomtom_rows(*rows):
+    """A Tomtom table from (Query_ID, Target_ID, p-value, q-value) rows."""
+    return pd.DataFrame([[q, t, 0, p, p * 879, qv, 8, "A", "A", "+"] for q, t, p, qv in rows],
+                        columns=TOMTOM_COLUMNS)
+
+
+def test_combined_recovery_counts_any_run_and_cooperative_tasks_in_their_own():
+    planted = {"ctcf": CTCF, "spi1": SPI1, "coop": [GATA1, TAL1_TCF3]}
+    stacked = motif_recovery(tomtom_rows(
+        ("pos.p0", "MA0139.2_CTCF", 1e-12, 1e-9),
+        ("pos.p1", "MA0136.4_Elf5", 1e-8, 1e-5), ("pos.p1", "MA0080.7_Spi1", 2e-8, 1e-5),
+        ("pos.p2", "MA0035.5_GATA1", 1e-7, 1e-4), ("pos.p3", "MA0091.2_TAL1::TCF3", 1e-9, 1e-6)),
+        planted, decoy_id=CEBPB)
+    runs = {"spi1": ({"spi1": SPI1}, [("pos.p0", "MA0080.7_Spi1", 1e-9, 1e-6)]),
+            "coop": ({"coop": [GATA1, TAL1_TCF3]}, [("pos.p0", "MA0035.5_GATA1", 1e-7, 1e-4)]),
+            "ctcf": ({"ctcf": CTCF}, [("pos.p0", "MA0466.4_CEBPB", 1e-7, 1e-4)])}
+    tasks = {t: motif_recovery(tomtom_rows(*rows), p, decoy_id=CEBPB)
+             for t, (p, rows) in runs.items()}
+    assert not stacked["all_recovered"]  # Spi1 is second behind Elf5 there
+    combined = combine_recoveries(stacked, tasks)
+    found = {m["motif_id"]: m for m in combined["motifs"]}
+    assert found[SPI1]["recovered"] and found[SPI1]["runs"] == ["task spi1"]
+    assert found[TAL1_TCF3]["runs"] == ["stacked"]
+    assert combined["multi_motif_tasks"] == {"coop": False}  # TAL1::TCF3 not in its own run
+    assert not combined["all_recovered"] and combined["decoy_found"]  # CEBPB, in task ctcf
+
+    tasks["coop"] = motif_recovery(tomtom_rows(("pos.p0", "MA0035.5_GATA1", 1e-7, 1e-4),
+                                               ("pos.p1", "MA0091.2_TAL1::TCF3", 1e-9, 1e-6)),
+                                   {"coop": [GATA1, TAL1_TCF3]})
+    tasks["ctcf"] = motif_recovery(tomtom_rows(), {"ctcf": CTCF}, decoy_id=CEBPB)
+    combined = combine_recoveries(stacked, tasks)
+    assert combined["all_recovered"] and not combined["decoy_found"]
+    text = recovery_report({"stacked": stacked, "tasks": tasks} | combined)
+    assert "  MA0080.7     spi1                   yes  task spi1\n" in text
+    assert text.endswith("all planted motifs recovered: yes; decoy found: no")
 
 
 @pytest.fixture(scope="module")
