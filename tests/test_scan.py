@@ -102,6 +102,22 @@ def test_non_contiguous_inputs():
         torch.testing.assert_close(fast[name], ref[name], rtol=1e-13, atol=1e-13)
 
 
+def test_output_and_gradients_follow_the_layout_of_u():
+    """(b, d, l)-contiguous u gives a contiguous output; a (b, l, d)-backed view (the model's
+    layout) gives a (b, l, d)-backed one, so that neither side pays a transposing copy."""
+    inputs = make_inputs(2, 3, 4, 30, torch.float64)
+    out = selective_scan_cpu(**inputs, delta_softplus=True)
+    assert out.is_contiguous()
+    u_grad, = torch.autograd.grad(out.sum(), [inputs["u"]])
+    assert u_grad.is_contiguous()
+    last = {k: v.detach().transpose(1, 2).contiguous().transpose(1, 2).requires_grad_()
+            if k in ("u", "delta", "z") else v for k, v in inputs.items()}
+    out = selective_scan_cpu(**last, delta_softplus=True)
+    assert out.transpose(1, 2).is_contiguous()
+    u_grad, = torch.autograd.grad(out.sum(), [last["u"]])
+    assert u_grad.transpose(1, 2).is_contiguous()
+
+
 def test_no_grad_output_equals_grad_output():
     inputs = make_inputs(2, 3, 4, 50, torch.float64)
     with torch.no_grad():
