@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from caduceus_lrp.data import load_dataset  # noqa: E402
 from caduceus_lrp.explanation_model import (METHODS, checkpoint_data, explain,  # noqa: E402
                                             faithfulness, ground_truth, load_finetuned,
-                                            planted_sites, site_auroc, site_mask)
+                                            planted_sites, positive_rows, site_auroc,
+                                            site_mask)
 
 
 def time_ratio(model, X, method, repeats):
@@ -60,7 +61,7 @@ def main(argv=None):
     onehot = test.one_hot()
     tasks = []  # (task index, rows, mask)
     for k, task in enumerate(model.task_names):
-        rows = (test.labels[:, test.task_names.index(task)] > 0).nonzero()[0][:args.max_sequences]
+        rows = positive_rows(test, task)[:args.max_sequences]
         mask = site_mask(planted_sites(truth, [test.ids[r] for r in rows], task), test.seq_len)
         if len(rows):
             tasks.append((k, rows, mask))

@@ -27,7 +27,8 @@ from .lrp_layers import lrp_mode
 
 __all__ = ["load_finetuned", "METHODS", "Attribution", "explain", "task_index", "as_onehot",
            "split_of", "write_attributions", "RECOMPUTE_ELEMENTS", "planted_sites", "site_mask",
-           "site_auroc", "faithfulness", "checkpoint_data", "ground_truth"]
+           "site_auroc", "faithfulness", "checkpoint_data", "ground_truth", "positive_rows",
+           "first_positive", "add_checkpoint_arguments"]
 
 # batch x length x n_layer x d_model above which layers are recomputed in the backward pass (one
 # layer's activations kept at a time); below it, the activations kept for the backward pass take a
@@ -301,11 +302,11 @@ def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str 
     if missing:
         raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
                          f"(it has {', '.join(subset.task_names)})")
-    onehot, labels = subset.one_hot(), np.asarray(subset.labels)
+    onehot = subset.one_hot()
     results = {}
     for k, task in enumerate(names):
-        positive = labels[:, list(subset.task_names).index(task)] > 0
-        if not positive.any():
+        positive = positive_rows(subset, task)
+        if not len(positive):
             continue
         result = explain(model, onehot[positive], target=k, method=method, batch_size=batch_size,
                          device=device, progress=progress, **options)
@@ -317,12 +318,18 @@ def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str 
     return results
 
 
+def positive_rows(dataset, task_name: str) -> np.ndarray:
+    """Rows (k,) of the sequences of `dataset` labelled positive for `task_name`, in order."""
+    labels = np.asarray(dataset.labels)
+    return (labels[:, list(dataset.task_names).index(task_name)] > 0).nonzero()[0]
+
+
 def first_positive(dataset, task_name: str, hint: str) -> int:
     """Row of the first positive sequence of `task_name` in `dataset`; an InputError ending in
     `hint` (how to choose sequences instead) when the dataset has no such labels or positives."""
     if task_name not in dataset.task_names:
         raise InputError(f"--data: has no labels for task {task_name!r}; {hint}")
-    positives = (dataset.labels[:, dataset.task_names.index(task_name)] > 0).nonzero()[0]
+    positives = positive_rows(dataset, task_name)
     if len(positives) == 0:
         raise InputError(f"--split: no positive sequence of task {task_name!r}; {hint}")
     return int(positives[0])

@@ -21,7 +21,7 @@ from caduceus_lrp.errors import InputError, cli_entry  # noqa: E402
 from caduceus_lrp.explanation_model import (METHODS, add_checkpoint_arguments,  # noqa: E402
                                             checkpoint_data, explain,
                                             ground_truth, load_finetuned, planted_sites,
-                                            site_auroc, site_mask, split_of,
+                                            positive_rows, site_auroc, site_mask, split_of,
                                             write_attributions)
 
 
@@ -85,7 +85,7 @@ def main(argv=None):
     for k, task in enumerate(model.task_names):
         if task not in results:
             continue
-        rows = (test.labels[:, test.task_names.index(task)] > 0).nonzero()[0][:args.max_sequences]
+        rows = positive_rows(test, task)[:args.max_sequences]
         sites = planted_sites(truth, [test.ids[r] for r in rows], task)
         onehot = test.one_hot()[rows]
         mask = site_mask(sites, onehot.shape[1])
