@@ -27,7 +27,7 @@ def train(seed: int, out: Path, extra: list[str]) -> pd.DataFrame:
     """Run one seed; its metrics.csv (one row per epoch)."""
     folder = out / f"seed-{seed}"
     cmd = [sys.executable, str(ROOT / "caduceus_lrp" / "train_caduceus_finetune.py"),
-           "--train-seed", str(seed), "--threads", "1", "--out-dir", str(folder),
+           "--train-seed", str(seed), "--replicates", "1", "--threads", "1", "--out-dir", str(folder),
            "--plots-dir", str(folder / "plots"), *extra]
     with open(out / f"seed-{seed}.log", "w") as log:
         done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -52,8 +52,10 @@ def tf_motifs_figure(patterns, tomtom, db_motifs, out_png=None, trim=0.3):
     if not patterns:
         raise ValueError("no patterns to plot")
     best = top_matches(tomtom)
-    fig, axes = plt.subplots(len(patterns), 2, figsize=(11, 1.9 * len(patterns)),
-                             squeeze=False, gridspec_kw={"wspace": 0.15, "hspace": 0.7})
+    height = 1.9 * len(patterns)
+    fig, axes = plt.subplots(len(patterns), 2, figsize=(11, height), squeeze=False,
+                             gridspec_kw={"wspace": 0.15, "hspace": 0.7,
+                                          "top": 1 - 0.7 / height})  # title room: 0.7 inch
     for (left, right), p in zip(axes, patterns, strict=True):
         cwm = p.cwm[p.trim(trim)]
         draw_logo(left, cwm)

@@ -46,6 +46,8 @@ class PipelineConfig:
                                   "pretrained backbone")
     model: str = _opt("caduceus", "caduceus (fine-tuned Caduceus) or cnn (the baseline)")
     epochs: int | None = _opt(None, "training epochs (default: the training script's)")
+    replicates: int | None = _opt(None, "training seeds of which the best on validation is kept "
+                                        "(default: the training script's, 2)")
     n_synthetic: int | None = _opt(None, "sequences of the embedded dataset (default: the data "
                                          "module's)")
     method: str = _opt("lrp", "attribution method for TF-MoDISco (default: lrp)")
@@ -131,8 +133,9 @@ def _train_config(cfg: PipelineConfig):
         data = dataclasses.replace(data, n_synthetic=cfg.n_synthetic)
     kw = dict(model=cfg.model, pretrained=cfg.pretrained, arch=cfg.arch,
               out_dir=str(cfg.models_dir), plots_dir=str(cfg.plots_dir), data=data)
-    if cfg.epochs is not None:
-        kw["epochs"] = cfg.epochs
+    for name in ("epochs", "replicates"):
+        if getattr(cfg, name) is not None:
+            kw[name] = getattr(cfg, name)
     return TrainConfig(**kw)
 
 
@@ -275,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         elif isinstance(default, list):
             parser.add_argument(flag, nargs="+", default=default, help=f.metadata["help"])
         else:
-            kind = int if f.name in ("epochs", "n_synthetic", "max_seqlets") else str
+            kind = int if f.name in ("epochs", "replicates", "n_synthetic", "max_seqlets") else str
             parser.add_argument(flag, type=kind, default=default, help=f.metadata["help"])
     return parser
 

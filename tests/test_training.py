@@ -52,7 +52,8 @@ def tiny(tmp_path_factory):
 
 def tiny_cfg(tiny, out, **kw):
     table, backbone = tiny
-    fields = dict(pretrained=str(backbone), epochs=2, batch_size=16, out_dir=str(out / "models"),
+    fields = dict(pretrained=str(backbone), epochs=2, batch_size=16, replicates=1,
+                  out_dir=str(out / "models"),
                   plots_dir=str(out / "plots"),
                   data=DataConfig(data=str(table), seq_len=32, cache_dir=str(out / "cache")))
     fields.update(kw)
@@ -219,6 +220,36 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
                               lr=1e-4))
 
 
+def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
+    """Two replicates (two worker processes on CPU): each equals a single run of its seed, the
+    kept one has the best validation macro auROC, and its files are where a single run puts them."""
+    kw = dict(model="cnn", cnn_filters=4, epochs=1)
+    cfg = tiny_cfg(tiny, tmp_path / "r", replicates=2, **kw)
+    both = run_training(cfg)
+    singles = {s: run_training(tiny_cfg(tiny, tmp_path / f"s{s}", train_seed=s, **kw))
+               for s in (0, 1)}
+    assert [r["seed"] for r in both["replicates"]] == [0, 1]
+    for row in both["replicates"]:
+        assert row["val.macro_auroc"] == pytest.approx(singles[row["seed"]]["val.macro_auroc"],
+                                                       abs=1e-12)
+    best = max(singles, key=lambda s: singles[s]["val.macro_auroc"])
+    assert both["chosen_seed"] == best
+    models = tmp_path / "r" / "models"
+    kept = models / "replicates" / f"seed-{best}"
+    assert (models / "best_model.pt").read_bytes() == (kept / "best_model.pt").read_bytes()
+    assert (tmp_path / "r" / "plots" / "dist_EPI.png").read_bytes() == \
+        (kept / "plots" / "dist_EPI.png").read_bytes()
+    assert json.loads((models / "metrics.json").read_text())["chosen_seed"] == best
+    assert TrainConfig(**yaml.safe_load((models / "train_config.yaml").read_text())) == cfg
+    assert "epoch 1" in (models / "replicates" / "seed-1" / "train.log").read_text()
+
+
+def test_replicates_refused_under_torchrun(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(InputError, match="--replicates: use either torchrun or replicates"):
+        run_training(tiny_cfg(tiny, tmp_path, replicates=2))
+
+
 def test_ph_backbone_and_nan_loss(tiny, tmp_path, monkeypatch):
     ph = tmp_path / "ph"
     build_caduceus(tiny_config(rcps=False, d_model=8, n_layer=3), seed=1).save_pretrained(ph)
@@ -250,6 +281,7 @@ def cli_error(argv, capsys) -> str:
 
 @pytest.mark.parametrize("args, message", [
     (["--lr", "-1"], "--lr: must be positive (got -1.0)"),
+    (["--replicates", "0"], "--replicates: must be >= 1 (got 0)"),
     (["--pooling", "first"], "--pooling: choose one of mean, max, center (got 'first')"),
     (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
      "--pretrained: give --pretrained or --arch, not both"),
