@@ -422,7 +422,7 @@ class _Stepper:
         global_sizes = [len(b) for b in epoch_batches(n, cfg.batch_size, cfg.train_seed, epoch)]
         loss_sum, seen, t0 = 0.0, 0, time.perf_counter()
         bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                   disable=rank != 0, leave=False)
+                   disable=True if rank != 0 else None, leave=False)  # None: terminals only
         for step, local in enumerate(bar):
             for group in self.optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * self.lr_factor_at(first_step + step)
