@@ -24,6 +24,7 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from caduceus_lrp.data import load_dataset  # noqa: E402
+from caduceus_lrp.frozen_cache import FrozenCache  # noqa: E402
 from caduceus_lrp.synthetic import COOPERATIVE_TASK, TASK_MOTIFS, motif_ppms  # noqa: E402
 from caduceus_lrp.training import TrainConfig, build_trainable  # noqa: E402
 
@@ -45,9 +46,8 @@ def main():
     cfg = TrainConfig(pretrained=args.pretrained, unfreeze_layers=args.unfreeze_layers)
     ds = load_dataset(cfg.data)
     split, description = build_trainable(cfg, len(ds.task_names))
-    ids = torch.from_numpy(ds.tokens.astype(np.int64))
-    feats = torch.cat([split.features(ids[i:i + 256])[:, 0].float()
-                       for i in range(0, len(ids), 256)])                   # (N, l, c), strand 0
+    cache = FrozenCache(split, ds.tokens, cfg.eval_batch_size, "cpu", dtype="float32")
+    feats = cache.data[:, 0]                                                # (N, l, c), strand 0
     pooled = torch.cat([feats.amax(1), feats.mean(1), feats.amin(1)], 1).numpy()
     train, val = ds.split == "train", ds.split == "val"
 
