@@ -1,8 +1,8 @@
 """Replicates: one fine-tuning run repeated with consecutive seeds, keeping the best on validation.
 
-Small models on weak motifs learn some tasks in a seed-dependent jump (the embedded dataset's
-GATA1: PROGRESS.md, seed study); training a few replicates and keeping the one with the best
-validation macro auROC is the usual remedy. Replicate k trains with seed `train_seed + k` into
+Small models on weak motifs learn some tasks in a seed-dependent jump, or only partly (the
+embedded dataset's GATA1: PROGRESS.md, seed study); training a few replicates and keeping the one
+with the best validation macro auROC is the usual remedy. Replicate k trains with seed `train_seed + k` into
 `out_dir/replicates/seed-S/` (its own checkpoints, metrics, plots and a train.log); the chosen
 one's files are then copied to `out_dir` and `plots_dir`, where a single run puts them;
 `metrics.json` there gains a `replicates` table and `train_config.yaml` there is the replicated

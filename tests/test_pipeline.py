@@ -67,6 +67,7 @@ def test_fingerprint_changes_with_parameters_and_inputs(tmp_path):
     (["--split", "everything"], "--split: 'everything' is not one of"),
     (["--steps", "motifs"], "no such directory"),
     (["--steps", "attribute"], "checkpoint not found"),
+    (["--replicates", "0"], "--replicates: must be >= 1 (got 0)"),
 ])
 def test_bad_input_one_line_exit_2(tmp_path, args, needle):
     proc = _run("--out", str(tmp_path), *args)

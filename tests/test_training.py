@@ -174,6 +174,8 @@ def test_training_run_outputs_and_frozen_weights(tiny, tmp_path):
     assert metrics["val.auroc.motif"] > 0.8
     csv = (tmp_path / "models" / "metrics.csv").read_text().splitlines()
     assert len(csv) == 1 + metrics["epochs_run"] and csv[0].startswith("epoch,train_loss")
+    weights = [[r[f"task_weight.{t}"] for t in ("motif", "gc")] for r in metrics["history"]]
+    assert all(sum(w) == pytest.approx(2.0, abs=1e-3) for w in weights)  # mean 1 (default focus)
     saved = json.loads((tmp_path / "models" / "metrics.json").read_text())
     assert saved["test.macro_auroc"] == pytest.approx(metrics["test.macro_auroc"])
     for name in ("epoch1_roc.png", "epoch3_roc.png", "dist_EPI.png"):
@@ -255,13 +257,13 @@ def test_ph_backbone_and_nan_loss(tiny, tmp_path, monkeypatch):
     build_caduceus(tiny_config(rcps=False, d_model=8, n_layer=3), seed=1).save_pretrained(ph)
     metrics = run_training(tiny_cfg((tiny[0], ph), tmp_path, epochs=1))
     assert metrics["val.macro_auroc"] is not None
-    real = training._loss_fns
+    real = training.loss_functions
 
-    def nan_loss(cfg, device):
-        loss, probs = real(cfg, device)
+    def nan_loss(*args):
+        loss, probs = real(*args)
         return (lambda logits, y: loss(logits, y) * float("nan")), probs
 
-    monkeypatch.setattr(training, "_loss_fns", nan_loss)
+    monkeypatch.setattr(training, "loss_functions", nan_loss)
     with pytest.raises(FloatingPointError, match="epoch 1, step 1: the loss is nan"):
         run_training(tiny_cfg(tiny, tmp_path / "nan", epochs=1))
 
@@ -282,6 +284,7 @@ def cli_error(argv, capsys) -> str:
 @pytest.mark.parametrize("args, message", [
     (["--lr", "-1"], "--lr: must be positive (got -1.0)"),
     (["--replicates", "0"], "--replicates: must be >= 1 (got 0)"),
+    (["--task-focus", "-1"], "--task-focus: must be >= 0 (got -1.0)"),
     (["--pooling", "first"], "--pooling: choose one of mean, max, center (got 'first')"),
     (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
      "--pretrained: give --pretrained or --arch, not both"),
