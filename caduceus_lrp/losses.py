@@ -61,8 +61,7 @@ class TaskWeights:
             self.running = means
         else:
             self.running = EMA_DECAY * self.running.to(means.device) + (1 - EMA_DECAY) * means
-        weights = self.running ** self.focus
-        return weights / weights.mean().clamp_min(torch.finfo(weights.dtype).tiny)
+        return self._weights()
 
     def state(self) -> list[float] | None:
         """The running means as plain floats (for the resume checkpoint), None before any step."""
@@ -70,7 +69,8 @@ class TaskWeights:
 
     def current(self) -> list[float] | None:
         """The weights the last step used, None before any step or with focus 0."""
-        if self.running is None:
-            return None
+        return None if self.running is None else self._weights().tolist()
+
+    def _weights(self) -> torch.Tensor:
         weights = self.running ** self.focus
-        return (weights / weights.mean()).tolist()
+        return weights / weights.mean().clamp_min(torch.finfo(weights.dtype).tiny)
