@@ -7,8 +7,8 @@ to detect (short, low information, often matched by chance) can stay at the leve
 feature gives it while the easy tasks take the shared capacity: the embedded dataset's GATA1 task
 did so in about half of the training seeds (PROGRESS.md). With a task focus gamma > 0 each
 task's term is weighted by its running mean training loss raised to gamma, normalised to mean 1,
-so the tasks the model still gets wrong take a larger share of every step; the weights are constants of each step (no
-gradient flows through them). The running mean is an exponential moving average over global
+so the tasks the model still gets wrong take a larger share of every step; the weights are
+constants of each step (no gradient flows through them). The running mean is an exponential moving average over global
 batches (all ranks), decay `EMA_DECAY` (a horizon of about 50 steps), started at the first
 batch's losses. The idea is that of dynamic task prioritisation (Guo et al., ECCV 2018), which
 weighs tasks by a running measure of their difficulty with a focusing exponent; the measure here

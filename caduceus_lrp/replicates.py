@@ -2,9 +2,10 @@
 
 Small models on weak motifs learn some tasks in a seed-dependent jump, or only partly (the
 embedded dataset's GATA1: PROGRESS.md, seed study); training a few replicates and keeping the one
-with the best validation macro auROC is the usual remedy. Replicate k trains with seed `train_seed + k` into
-`out_dir/replicates/seed-S/` (its own checkpoints, metrics, plots and a train.log); the chosen
-one's files are then copied to `out_dir` and `plots_dir`, where a single run puts them;
+with the best validation macro auROC is the usual remedy. Replicate k trains with seed
+`train_seed + k` into `out_dir/replicates/seed-S/` (its own checkpoints, metrics, plots and a
+train.log); the chosen one's files are then copied to `out_dir` and `plots_dir`, where a single
+run puts them;
 `metrics.json` there gains a `replicates` table and `train_config.yaml` there is the replicated
 run's. On CPU the replicates run in parallel processes, at most one per core, each with `threads`
 threads; on CUDA one after the other.
@@ -64,16 +65,17 @@ def run_replicates(cfg) -> dict:
     """Train cfg.replicates seeds; copy the best (validation macro auROC) to cfg.out_dir and
     cfg.plots_dir; return its metrics with `replicates` [{seed, val.macro_auroc}] and
     `chosen_seed` added."""
-    from .training import _config_yaml, _resolve_device, run_training
+    from .training import (_config_yaml, _cores_each, _resolve_device, _torchrun_world,
+                           run_training)
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if _torchrun_world() > 1:
         raise InputError("--replicates: use either torchrun or replicates (give --replicates 1 "
                          "under torchrun)")
     configs = _replicate_configs(cfg)
     on_cpu = _resolve_device(cfg.device).type == "cpu"
     jobs = min(len(configs), os.cpu_count() or 1) if on_cpu else 1
     if on_cpu and cfg.threads == 0:
-        configs = [dataclasses.replace(c, threads=max(1, (os.cpu_count() or 1) // jobs))
+        configs = [dataclasses.replace(c, threads=_cores_each(jobs))
                    for c in configs]
     log.info(f"{len(configs)} replicates (seeds {configs[0].train_seed}-{configs[-1].train_seed}),"
              f" {jobs} at a time; each under {Path(cfg.out_dir) / 'replicates'}")

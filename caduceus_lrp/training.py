@@ -297,12 +297,21 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+def _torchrun_world() -> int:
+    """Processes of this torchrun job (WORLD_SIZE; 1 outside torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _cores_each(processes: int) -> int:
+    """CPU cores per process when `processes` processes share this machine (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // processes)
+
+
 @contextlib.contextmanager
 def _distributed(device_name: str):
     """Initialise torch.distributed under torchrun (WORLD_SIZE > 1): NCCL for CUDA, gloo for CPU;
     on the way out the caller has dropped its DDP model, then the group is destroyed."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    started = world > 1 and not dist.is_initialized()
+    started = _torchrun_world() > 1 and not dist.is_initialized()
     if started:
         cuda = device_name != "cpu" and torch.cuda.is_available()
         dist.init_process_group("nccl" if cuda else "gloo")
@@ -322,8 +331,7 @@ def cpu_threads(threads: int):
 
     before = torch.get_num_threads(), numba.get_num_threads()
     if threads == 0:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-        threads = max(1, (os.cpu_count() or 1) // local)
+        threads = _cores_each(int(os.environ.get("LOCAL_WORLD_SIZE", _torchrun_world())))
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
