@@ -124,7 +124,7 @@ class FrozenCache:
         rows = np.arange(rank, len(tokens), world)
         parts = []
         for start in tqdm(range(0, len(rows), batch_size), desc="frozen-layer cache", unit="batch",
-                          disable=not show_progress or rank != 0, leave=False):
+                          disable=True if not show_progress or rank != 0 else None, leave=False):
             ids = torch.from_numpy(tokens[rows[start:start + batch_size]].astype(np.int64))
             parts.append(model.features(ids.to(self.device)).to(dtype).cpu())
         mine = torch.cat(parts)

@@ -5,6 +5,7 @@ Shapes: w motif width; matrices are (w, 4) in A, C, G, T order here and (4, w) i
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from .errors import InputError
 from .io_utils import atomic_path
 
-__all__ = ["BASES", "write_meme", "read_motifs", "jaspar_meme"]
+__all__ = ["BASES", "write_meme", "read_motifs", "jaspar_meme", "jaspar_families"]
 
 BASES = "ACGT"
 
@@ -73,3 +74,19 @@ def jaspar_meme(path=None, release="JASPAR2024", collection="CORE", tax_group="v
         motifs[name] = counts / counts.sum(axis=1, keepdims=True)
         nsites[name] = round(counts[0].sum())
     return write_meme(path, motifs, nsites)
+
+
+def jaspar_families(ids, release="JASPAR2024"):
+    """{JASPAR matrix ID (e.g. MA0035.5 or MA0035.5_GATA1): its TF families, a tuple (empty
+    for an ID the release does not hold)}, from pyjaspar (e.g. GATA1 and GATA2 are both
+    C4-GATA-related)."""
+    from pyjaspar import jaspardb
+
+    db = jaspardb(release=release)
+    out = {}
+    for motif_id in ids:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyjaspar warns about an unknown ID, then gives None
+            motif = db.fetch_motif_by_id(motif_id.split("_")[0])
+        out[motif_id] = tuple(motif.tf_family) if motif is not None else ()
+    return out

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from .errors import InputError, cli_entry
 from .io_utils import atomic_path
-from .meme import jaspar_meme, read_motifs, write_meme
+from .meme import jaspar_families, jaspar_meme, read_motifs, write_meme
 from .tomtom import (TOMTOM_COLUMNS, combine_recoveries, motif_recovery, read_tomtom,
                      recovery_report, tomtom_table, top_matches)
 
@@ -325,9 +325,16 @@ def discover(task_attributions, out_dir, cfg=None, ground_truth=None, plots_dir=
 
     summary = {"tasks": {}, "stacked": None, "recovery": None}
     w = cfg.window
-    steps = tqdm(total=len(windows) + 3, desc="motifs", unit="step")
+    steps = tqdm(total=len(windows) + 3, desc="motifs", unit="step", disable=None)  # terminals only
+
+    def stage(text):  # on a terminal the bar's postfix; in a log a line
+        if steps.disable:
+            tqdm.write(f"motifs: {text}")
+        else:
+            steps.set_postfix_str(text)
+
     for task, (_, ohe_w, hyp_w) in windows.items():
-        steps.set_postfix_str(f"TF-MoDISco on task {task}")
+        stage(f"TF-MoDISco on task {task}")
         d = out_dir / "tasks" / task
         shutil.rmtree(d, ignore_errors=True)  # no stale files from an earlier run
         try:
@@ -339,7 +346,7 @@ def discover(task_attributions, out_dir, cfg=None, ground_truth=None, plots_dir=
             summary["tasks"][task] = {"n_sequences": len(ohe_w), "error": str(err)}
         steps.update()
 
-    steps.set_postfix_str("TF-MoDISco on all tasks stacked")
+    stage("TF-MoDISco on all tasks stacked")
     ohe_all = np.concatenate([v[1] for v in windows.values()])  # (N, w, 4)
     hyp_all = np.concatenate([v[2] for v in windows.values()])
     h5 = out_dir / f"modisco_windows_{w}bp.h5"
@@ -356,14 +363,15 @@ def discover(task_attributions, out_dir, cfg=None, ground_truth=None, plots_dir=
             start=np.concatenate([v[0] for v in windows.values()]))
     steps.update()
 
-    steps.set_postfix_str("modisco report")
+    stage("modisco report")
     modisco_report(h5, out_dir / "report", db_meme)
     steps.update()
 
-    steps.set_postfix_str("recovery and plots")
+    stage("recovery and plots")
     if ground_truth is not None:
         planted, decoy = ground_truth["planted"], ground_truth.get("decoy")
-        judge = dict(decoy_id=decoy, q=cfg.q_threshold, max_rank=cfg.max_rank)
+        families = jaspar_families(read_motifs(db_meme))  # ID -> TF families, for the report
+        judge = dict(decoy_id=decoy, q=cfg.q_threshold, max_rank=cfg.max_rank, families=families)
         rec = {"stacked": motif_recovery(tsv, planted, **judge), "tasks": {}}
         for task in windows:
             task_tsv = out_dir / "tasks" / task / "tomtom.tsv"

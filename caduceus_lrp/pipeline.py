@@ -211,7 +211,9 @@ def step_summary(cfg: PipelineConfig) -> dict:
         lines += ["## Motif recovery (TF-MoDISco + Tomtom vs JASPAR 2024)", "",
                   "A planted motif is recovered when it is the top Tomtom match (q < 0.05) of some "
                   "pattern of the stacked run or of a task's own run; a task with several planted "
-                  "motifs must find each in its own run.", "", "```", recovery_report(rec), "```",
+                  "motifs must find each in its own run. The family column, beside the verdict, "
+                  "says whether a factor of the motif's JASPAR family (a paralog) is some "
+                  "pattern's top significant match.", "", "```", recovery_report(rec), "```",
                   ""]
     figures = sorted(p.name for p in cfg.plots_dir.glob("*.png")) if cfg.plots_dir.is_dir() else []
     if figures:

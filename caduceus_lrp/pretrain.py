@@ -100,7 +100,7 @@ def _pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
     batches, epoch, history = [], 0, []
     warmup = round(cfg.warmup_frac * cfg.steps)
     t0 = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="masked-LM pretraining", unit="step")
+    bar = tqdm(range(cfg.steps), desc="masked-LM pretraining", unit="step", disable=None)
     for step in bar:
         if not batches:
             batches = epoch_batches(len(tokens), cfg.batch_size, cfg.pretrain_seed, epoch)
@@ -118,6 +118,8 @@ def _pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
         optimizer.step()
         history.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(history[-50:]):.4f}")
+        if bar.disable and (step + 1) % max(1, cfg.steps // 10) == 0:  # a log: every tenth
+            log.info(f"step {step + 1}/{cfg.steps}: masked-LM loss {np.mean(history[-50:]):.4f}")
     model.eval().save_pretrained(cfg.out)
     with atomic_path(Path(cfg.out) / "pretrain_config.json") as tmp:
         tmp.write_text(json.dumps({"pretrain": dataclasses.asdict(cfg),

@@ -112,7 +112,7 @@ def top_matches(table):
     return best
 
 
-def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1):
+def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1, families=None):
     """Which planted motifs some pattern recovered, from a Tomtom table (path or DataFrame).
 
     `planted` maps each task to the JASPAR ID (or list of IDs) planted for it. A pattern
@@ -122,20 +122,34 @@ def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1):
     it is a significant match of any pattern (None: none), so that a near miss (a related
     factor ranked first) shows. `unplanted_patterns`: the patterns that recover no planted
     motif (those that recover the decoy included), with their top match.
+
+    families ({JASPAR ID: TF families}, `meme.jaspar_families`) adds, beside the verdict, which
+    motifs a related factor stands for: `family_matches` are the top significant matches
+    (within `max_rank`) that share a family with the motif (the motif itself included), e.g.
+    GATA2 for a planted GATA1; `family_recovered` says there is one.
     """
     table = tomtom if isinstance(tomtom, pd.DataFrame) else read_tomtom(tomtom)
     ranked = table.sort_values(["Query_ID", "p-value"], kind="stable")
     ranked = ranked.assign(rank=ranked.groupby("Query_ID").cumcount() + 1,
                            matrix=ranked["Target_ID"].map(_matrix))
     significant = ranked[ranked["q-value"] < q]
+    top = significant[significant["rank"] <= max_rank]
+    family_of = {_matrix(k): set(v) for k, v in (families or {}).items()}
 
     def judge(motif_id):
         rows = significant[significant["matrix"] == _matrix(motif_id)]
         hits = rows[rows["rank"] <= max_rank]
-        return {"motif_id": motif_id, "recovered": not hits.empty,
-                "patterns": sorted(set(hits["Query_ID"]), key=_natural),
-                "q_value": float(hits["q-value"].min()) if not hits.empty else None,
-                "rank": int(rows["rank"].min()) if not rows.empty else None}
+        out = {"motif_id": motif_id, "recovered": not hits.empty,
+               "patterns": sorted(set(hits["Query_ID"]), key=_natural),
+               "q_value": float(hits["q-value"].min()) if not hits.empty else None,
+               "rank": int(rows["rank"].min()) if not rows.empty else None}
+        if families is not None:
+            own = family_of.get(_matrix(motif_id), set())
+            related = top["matrix"].map(lambda m: bool(own & family_of.get(m, set())))
+            kin = top[related.astype(bool)]
+            out |= {"family": sorted(own), "family_matches": sorted(set(kin["Target_ID"])),
+                    "family_recovered": not kin.empty}
+        return out
 
     tasks_of = {}
     for task, ids in planted.items():
@@ -155,15 +169,18 @@ def motif_recovery(tomtom, planted, decoy_id=None, q=0.05, max_rank=1):
 
 def recovery_table(recovery):
     """A motif recovery (`motif_recovery`) as a plain-text table; `rank` is the best rank of the
-    motif among any pattern's significant matches."""
+    motif among any pattern's significant matches; `family` says whether a factor of its family
+    is some pattern's top significant match ("-": families not looked up)."""
     def fmt(q):
         return "-" if q is None else f"{q:.2g}"
 
     def row(m, tasks, found):
+        family = "-" if "family_recovered" not in m else "yes" if m["family_recovered"] else "no"
         return (f"{m['motif_id']:<12} {tasks:<22} {found:<9} {fmt(m['q_value']):<8} "
-                f"{m['rank'] or '-':<4} {' '.join(m['patterns']) or '-'}")
+                f"{m['rank'] or '-':<4} {family:<6} {' '.join(m['patterns']) or '-'}")
 
-    lines = [f"{'motif':<12} {'tasks':<22} {'recovered':<9} {'q-value':<8} rank patterns"]
+    lines = [f"{'motif':<12} {'tasks':<22} {'recovered':<9} {'q-value':<8} rank family "
+             "patterns"]
     for m in recovery["motifs"]:
         lines.append(row(m, ",".join(m["tasks"]), "yes" if m["recovered"] else "NO"))
     if recovery["decoy"] is not None:
@@ -183,19 +200,34 @@ def combine_recoveries(stacked, tasks):
 
     stacked: `motif_recovery` of the stacked run; tasks: {task: `motif_recovery` of its run}.
     Returns {"motifs": [{motif_id, tasks, recovered, runs}], "multi_motif_tasks": {task: all
-    of its motifs recovered in its own run}, "all_recovered", "decoy_found"}.
+    of its motifs recovered in its own run}, "all_recovered", "decoy_found"}. When the
+    recoveries have families, each motif also gets `family_runs` and `family_matches` (the
+    runs where a factor of its family is a top significant match, and those factors), and
+    "multi_motif_tasks_family" says whether a cooperative task found each motif's family.
     """
     runs = {"stacked": stacked, **{f"task {t}": rec for t, rec in tasks.items()}}
+    with_families = all("family_recovered" in m for m in stacked["motifs"])
     motifs = []
     for m in stacked["motifs"]:
-        found = [name for name, rec in runs.items() for other in rec["motifs"]
-                 if other["motif_id"] == m["motif_id"] and other["recovered"]]
+        same = [(name, other) for name, rec in runs.items() for other in rec["motifs"]
+                if other["motif_id"] == m["motif_id"]]
+        found = [name for name, other in same if other["recovered"]]
         motifs.append({"motif_id": m["motif_id"], "tasks": m["tasks"],
                        "recovered": bool(found), "runs": found})
-    multi = {t: rec["all_recovered"] for t, rec in tasks.items() if len(rec["motifs"]) > 1}
-    return {"motifs": motifs, "multi_motif_tasks": multi,
-            "all_recovered": all(m["recovered"] for m in motifs) and all(multi.values()),
-            "decoy_found": any(rec["decoy_found"] for rec in runs.values())}
+        if with_families:
+            motifs[-1] |= {
+                "family": m["family"],
+                "family_runs": [name for name, other in same if other["family_recovered"]],
+                "family_matches": sorted({t for _, other in same for t in other["family_matches"]})}
+    several = {t: rec for t, rec in tasks.items() if len(rec["motifs"]) > 1}
+    multi = {t: rec["all_recovered"] for t, rec in several.items()}
+    out = {"motifs": motifs, "multi_motif_tasks": multi,
+           "all_recovered": all(m["recovered"] for m in motifs) and all(multi.values()),
+           "decoy_found": any(rec["decoy_found"] for rec in runs.values())}
+    if with_families:
+        out["multi_motif_tasks_family"] = {
+            t: all(m["family_recovered"] for m in rec["motifs"]) for t, rec in several.items()}
+    return out
 
 
 def recovery_report(recovery):
@@ -209,11 +241,17 @@ def recovery_report(recovery):
     parts.append("over all runs (a top significant match of some pattern of any run):")
     for m in recovery["motifs"]:
         where = ", ".join(m["runs"]) or "-"
-        parts.append(f"  {m['motif_id']:<12} {','.join(m['tasks']):<22} "
-                     f"{'yes' if m['recovered'] else 'NO':<4} {where}")
+        line = (f"  {m['motif_id']:<12} {','.join(m['tasks']):<22} "
+                f"{'yes' if m['recovered'] else 'NO':<4} {where}")
+        if "family_runs" in m:
+            line += (f" | family {'/'.join(m['family']) or '?'}: "
+                     f"{', '.join(m['family_matches']) or '-'}")
+        parts.append(line)
+    family = recovery.get("multi_motif_tasks_family", {})
     for task, ok in recovery["multi_motif_tasks"].items():
         parts.append(f"  task {task} (several planted motifs): all found in its own run: "
-                     f"{'yes' if ok else 'NO'}")
+                     f"{'yes' if ok else 'NO'}" + (f" (by family: {'yes' if family[task] else 'no'})"
+                                                   if task in family else ""))
     parts.append(f"all planted motifs recovered: {'yes' if recovery['all_recovered'] else 'NO'}"
                  f"; decoy found: {'YES' if recovery['decoy_found'] else 'no'}")
     return "\n".join(parts)

@@ -10,7 +10,7 @@ from memelite import tomtom
 from memelite.io import read_meme
 
 from caduceus_lrp.errors import InputError
-from caduceus_lrp.meme import jaspar_meme, read_motifs, write_meme
+from caduceus_lrp.meme import jaspar_families, jaspar_meme, read_motifs, write_meme
 from caduceus_lrp.motifs import (ModiscoConfig, check_attributions, load_patterns, main,
                                  peak_starts, peak_windows, run_modisco)
 from caduceus_lrp.tomtom import (TOMTOM_COLUMNS, combine_recoveries, motif_recovery,
@@ -232,6 +232,43 @@ def test_combined_recovery_counts_any_run_and_cooperative_tasks_in_their_own():
     assert text.endswith("all planted motifs recovered: yes; decoy found: no")
 
 
+def test_jaspar_families_come_from_pyjaspar():
+    families = jaspar_families([GATA1, "MA0036.4_GATA2", SPI1 + "_Spi1", "MA9999.1_none"])
+    assert families[GATA1] == families["MA0036.4_GATA2"] == ("C4-GATA-related",)
+    assert families[SPI1 + "_Spi1"] == ("Ets-related",)
+    assert families["MA9999.1_none"] == ()  # not in the release: no family, no error
+
+
+def test_family_matches_are_reported_beside_the_top_match_verdict():
+    families = {GATA1: ("C4-GATA-related",), "MA0036.4": ("C4-GATA-related",),
+                TAL1_TCF3: ("Tal-related",), CTCF: ("zinc fingers",), CEBPB: ("CEBP-related",)}
+    coop = tomtom_rows(("pos.p0", "MA0036.4_GATA2", 1e-7, 1e-4),   # a paralog first ...
+                       ("pos.p0", "MA0035.5_GATA1", 2e-7, 1e-4),   # ... the planted one second
+                       ("pos.p1", "MA0091.2_TAL1::TCF3", 1e-9, 1e-6),
+                       ("pos.p2", "MA0036.4_GATA2", 1e-3, 0.2))    # not significant
+    planted = {"coop": [GATA1, TAL1_TCF3]}
+    rec = motif_recovery(coop, planted, decoy_id=CEBPB, families=families)
+    found = {m["motif_id"]: m for m in rec["motifs"]}
+    assert not found[GATA1]["recovered"] and found[GATA1]["rank"] == 2  # the verdict is unchanged
+    assert found[GATA1]["family_recovered"]
+    assert found[GATA1]["family_matches"] == ["MA0036.4_GATA2"]
+    assert found[TAL1_TCF3]["family_matches"] == ["MA0091.2_TAL1::TCF3"]
+    assert not rec["decoy"]["family_recovered"]
+    assert "MA0035.5     coop                   NO        -        2    yes" in recovery_table(rec)
+    assert "family" not in motif_recovery(coop, planted)["motifs"][0]  # without families
+    none = motif_recovery(coop.iloc[:0], planted, families=families)  # a run without patterns
+    assert not none["motifs"][0]["family_recovered"] and none["motifs"][0]["family_matches"] == []
+
+    combined = combine_recoveries(rec, {"coop": rec})
+    assert not combined["all_recovered"] and combined["multi_motif_tasks"] == {"coop": False}
+    assert combined["multi_motif_tasks_family"] == {"coop": True}
+    gata = combined["motifs"][0]
+    assert gata["family_runs"] == ["stacked", "task coop"] and gata["family"] == ["C4-GATA-related"]
+    text = recovery_report({"stacked": rec, "tasks": {"coop": rec}} | combined)
+    assert "NO   - | family C4-GATA-related: MA0036.4_GATA2\n" in text
+    assert "all found in its own run: NO (by family: yes)" in text
+
+
 @pytest.fixture(scope="module")
 def discovered(tmp_path_factory, db):
     """The CLI on two synthetic tasks (CTCF; SPI1) with GATA1 as an unscored decoy in every
@@ -265,6 +302,7 @@ def test_discover_recovers_the_planted_motifs_and_not_the_decoy(discovered):
         assert [m["motif_id"] for m in rec["tasks"][task]["motifs"]] == [motif_id]
         assert rec["tasks"][task]["all_recovered"]
     assert rec["tasks"]["tiny"]["motifs"] == []  # its run failed; the others went on
+    assert stacked[SPI1]["family"] == ["Ets-related"] and stacked[SPI1]["family_recovered"]
     assert not (discovered / "out" / "tasks" / "tiny").exists()
     assert (discovered / "plots" / "TF_motifs.png").stat().st_size > 10_000
 
