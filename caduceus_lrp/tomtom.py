@@ -206,7 +206,8 @@ def combine_recoveries(stacked, tasks):
     "multi_motif_tasks_family" says whether a cooperative task found each motif's family.
     """
     runs = {"stacked": stacked, **{f"task {t}": rec for t, rec in tasks.items()}}
-    with_families = all("family_recovered" in m for m in stacked["motifs"])
+    with_families = bool(stacked["motifs"]) and all("family_recovered" in m
+                                                    for m in stacked["motifs"])
     motifs = []
     for m in stacked["motifs"]:
         same = [(name, other) for name, rec in runs.items() for other in rec["motifs"]
@@ -249,9 +250,9 @@ def recovery_report(recovery):
         parts.append(line)
     family = recovery.get("multi_motif_tasks_family", {})
     for task, ok in recovery["multi_motif_tasks"].items():
+        by_family = f" (by family: {'yes' if family[task] else 'no'})" if task in family else ""
         parts.append(f"  task {task} (several planted motifs): all found in its own run: "
-                     f"{'yes' if ok else 'NO'}" + (f" (by family: {'yes' if family[task] else 'no'})"
-                                                   if task in family else ""))
+                     f"{'yes' if ok else 'NO'}{by_family}")
     parts.append(f"all planted motifs recovered: {'yes' if recovery['all_recovered'] else 'NO'}"
                  f"; decoy found: {'YES' if recovery['decoy_found'] else 'no'}")
     return "\n".join(parts)
