@@ -21,18 +21,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from results import record  # noqa: E402
+
 ARCH = "caduceus-ps_seqlen-131k_d_model-256_n_layer-16"
 
 
 def run_case(length: int) -> dict:
     import torch
 
-    from caduceus_lrp import architecture_config, build_caduceus
+    from caduceus_lrp.config import architecture_config
     from caduceus_lrp.epi_head import CaduceusClassifier
     from caduceus_lrp.explanation_model import explain
+    from caduceus_lrp.model import build_caduceus
 
-    cfg = architecture_config(ARCH)
-    model = CaduceusClassifier(cfg, n_tasks=1, backbone=build_caduceus(cfg).caduceus).eval()
+    model = CaduceusClassifier.from_backbone(build_caduceus(architecture_config(ARCH)).caduceus,
+                                             ["task"], "max").eval()
     gen = torch.Generator().manual_seed(0)
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (1, length), generator=gen), 4).float()
     explain(model, x[:, :64])                              # warm-up: numba compilation, allocator
@@ -67,18 +70,16 @@ def main(argv=None):
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"  measured L={length}: {rows[-1]['seconds']:.1f} s", file=sys.stderr)
-    import torch
-
-    print(f"\nLRP, {ARCH}, random weights, 1 task, batch 1, float32, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| length | LRP (s) | forward (s) | LRP / forward | µs per base | peak memory (GB) "
-          "| before the call (GB) | conservation error |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['length']:,} | {r['seconds']:.1f} | {r['forward']:.1f} | "
-              f"{r['seconds'] / r['forward']:.2f} | {r['seconds'] / r['length'] * 1e6:.0f} | "
-              f"{r['peak_gb']:.2f} | {r['base_gb']:.2f} | {r['conservation']:.1e} |")
-
+    record("long_attribution", "LRP of one long sequence through the 131k architecture (CPU)",
+           ["length", "LRP (s)", "forward (s)", "LRP / forward", "µs per base",
+            "peak memory (GB)", "before the call (GB)", "conservation error"],
+           [[r["length"], round(r["seconds"], 1), round(r["forward"], 1),
+             round(r["seconds"] / r["forward"], 2), round(r["seconds"] / r["length"] * 1e6),
+             round(r["peak_gb"], 2), round(r["base_gb"], 2), f"{r['conservation']:.1e}"]
+            for r in rows],
+           peer="a no-grad forward pass of the same sequence, same process",
+           notes=f"{ARCH}, random weights (official init), one task, max pooling, batch 1, "
+                 "float32, layer recomputation; target: peak memory under 20 GB at 131,072 bp.")
 
 if __name__ == "__main__":
     main()

@@ -17,13 +17,16 @@ import subprocess
 import sys
 import time
 
+from results import record
+
 ARCH = "caduceus-ps_seqlen-131k_d_model-256_n_layer-16"
 
 
 def run_case(length: int, mode: str) -> dict:
     import torch
 
-    from caduceus_lrp import architecture_config, build_caduceus
+    from caduceus_lrp.config import architecture_config
+    from caduceus_lrp.model import build_caduceus
 
     model = build_caduceus(architecture_config(ARCH))
     gen = torch.Generator().manual_seed(0)
@@ -63,9 +66,7 @@ def main(argv=None):
                 continue
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"  measured {mode} L={length}: {rows[-1]['seconds']:.1f} s", file=sys.stderr)
-    print(f"\n{ARCH}, random weights, batch 1, {__import__('torch').get_num_threads()} threads\n")
-    print(f"| mode | length | time (s) | µs per base | ratio to shortest | peak memory (GB) |")
-    print("|---|---:|---:|---:|---:|---:|")
+    table = []
     for mode in args.modes:
         mine = [r for r in rows if r["mode"] == mode]
         if not mine:
@@ -73,9 +74,14 @@ def main(argv=None):
         base = mine[0]["seconds"] / mine[0]["length"]
         for r in mine:
             per = r["seconds"] / r["length"]
-            print(f"| {mode} | {r['length']:,} | {r['seconds']:.2f} | {per * 1e6:.1f} | "
-                  f"{per / base:.2f} | {r['peak_gb']:.2f} |")
-
+            table.append([mode, r["length"], round(r["seconds"], 2), round(per * 1e6, 1),
+                          round(per / base, 2), round(r["peak_gb"], 2)])
+    record("long_context", "The 131k architecture on long inputs (CPU)",
+           ["mode", "length", "time (s)", "µs per base", "ratio to shortest",
+            "peak memory (GB)"], table, peer="the same mode at the shortest length (time per "
+           "base), same run",
+           notes=f"{ARCH}, random weights, batch 1; fwd+bwd from the summed logits to the input "
+                 "and every parameter with gradient checkpointing; each case in its own process.")
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,6 @@
 """One-hot encoding throughput: caduceus_lrp.sequence.one_hot against tangermeme.utils.one_hot_encode.
 
 Run: python bench/onehot.py [--mbp 50] [--repeats 5]
-Needs tangermeme (bench only): pip install --no-deps tangermeme figwig
 Both run on one thread (torch and numba set to 1) on the same random sequence in one process;
 the table gives the best time of each and the ratio tangermeme time / our time (>= 1: ours is
 at least as fast), like for like: float32 output (ours by default) and int8 (tangermeme's default).
@@ -17,6 +16,8 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from results import record  # noqa: E402
 
 from caduceus_lrp.sequence import one_hot  # noqa: E402
 
@@ -36,10 +37,8 @@ def main():
     parser.add_argument("--mbp", type=float, default=50.0, help="sequence length in Mbp")
     parser.add_argument("--repeats", type=int, default=5, help="calls per method; the best counts")
     args = parser.parse_args()
-    try:
-        from tangermeme.utils import one_hot_encode
-    except ImportError:
-        sys.exit("bench/onehot.py needs tangermeme: pip install --no-deps tangermeme figwig")
+    from tangermeme.utils import one_hot_encode
+
     torch.set_num_threads(1)
     n = int(args.mbp * 1e6)
     rng = np.random.default_rng(0)
@@ -53,16 +52,19 @@ def main():
     tg8_s, tg8 = best_time(lambda: one_hot_encode(seq), args.repeats)
     if not (np.array_equal(ours[0], tg32.numpy().T) and np.array_equal(ours8[0], tg8.numpy().T)):
         sys.exit("outputs differ")
-    print(f"one-hot of a {args.mbp:g} Mbp random sequence (1% N), best of {args.repeats}, one thread")
-    print(f"{'method':<48}{'output':<20}{'seconds':>9}{'Mbp/s':>9}{'tangermeme/ours':>17}")
-    rows = [("caduceus_lrp.sequence.one_hot", "(1, L, 4) float32", ours_s, "-"),
+    rows = [("caduceus_lrp.sequence.one_hot", "(1, L, 4) float32", ours_s, None),
             ("tangermeme.utils.one_hot_encode, dtype=float32", "(4, L) float32", tg32_s,
-             f"{tg32_s / ours_s:.2f}"),
-            ("caduceus_lrp.sequence.one_hot, dtype=int8", "(1, L, 4) int8", ours8_s, "-"),
+             tg32_s / ours_s),
+            ("caduceus_lrp.sequence.one_hot, dtype=int8", "(1, L, 4) int8", ours8_s, None),
             ("tangermeme.utils.one_hot_encode (default int8)", "(4, L) int8", tg8_s,
-             f"{tg8_s / ours8_s:.2f}")]
-    for name, out, seconds, ratio in rows:
-        print(f"{name:<48}{out:<20}{seconds:>9.3f}{args.mbp / seconds:>9.0f}{ratio:>17}")
+             tg8_s / ours8_s)]
+    record("onehot", "One-hot encoding of a long sequence",
+           ["method", "output", "seconds", "Mbp/s", "tangermeme time / ours"],
+           [[name, out, round(seconds, 3), round(args.mbp / seconds), ratio and round(ratio, 2)]
+            for name, out, seconds, ratio in rows],
+           peer="tangermeme.utils.one_hot_encode on the same sequence, same run, one thread",
+           notes=f"A {args.mbp:g} Mbp random sequence (1% N), best of {args.repeats} calls; the "
+                 "outputs are checked equal.")
 
 
 if __name__ == "__main__":

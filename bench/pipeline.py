@@ -14,7 +14,9 @@ import subprocess
 import sys
 import time
 
-STEPS = ("train", "attribute", "motifs", "summary")
+from results import record
+
+from caduceus_lrp.pipeline import STEPS
 
 
 def run_step(step: str, out: str, extra: list[str]) -> tuple[float, float, int]:
@@ -39,13 +41,14 @@ def main():
             print(f"step {step} failed with status {code}; stopping", file=sys.stderr)
             break
     total = sum(r[1] for r in rows)
-    print(f"\npipeline steps, {os.cpu_count()} cores, flags: {' '.join(extra) or '(defaults)'}\n")
-    print("| step | wall (s) | share of total | peak memory (GB) |")
-    print("|---|---:|---:|---:|")
-    for step, seconds, peak, code in rows:
-        print(f"| {step} | {seconds:.1f} | {seconds / total:.2f} | {peak:.2f} |")
-    print(f"| total | {total:.1f} | 1.00 | {max(r[2] for r in rows):.2f} |")
-    print(f"\ntotal / 10-minute target: {total / 600:.2f}")
+    table = [[step, round(seconds, 1), round(seconds / total, 2), round(peak, 2)]
+             for step, seconds, peak, _ in rows]
+    table.append(["total", round(total, 1), 1.0, round(max(r[2] for r in rows), 2)])
+    record("pipeline", "Each step of the default pipeline",
+           ["step", "wall (s)", "share of total", "peak memory (GB)"], table,
+           peer="the whole run (shares of its wall time); the target is 10 minutes",
+           notes=f"Flags: {' '.join(extra) or '(defaults)'}; total / 10-minute target "
+                 f"{total / 600:.2f}.")
 
 
 if __name__ == "__main__":

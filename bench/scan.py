@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from results import record
+
 from caduceus_lrp.scan import selective_scan_ref
 from caduceus_lrp.scan_cpu import selective_scan_cpu
 
@@ -150,32 +152,29 @@ def main(argv=None):
         warmup, repeats = (0, 1) if peer_long else (1, args.repeats)
         results[impl, l] = child(impl, l, warmup, repeats, args.threads)
 
-    print(f"selective scan, forward + backward: b={BATCH}, d={CHANNELS}, n={STATES}, float32, "
-          f"delta_softplus, D, z, delta_bias; torch {torch.__version__}, {args.threads} threads "
-          f"of {os.cpu_count()} cores; load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after")
-    print("time: median of the timed runs (peers above the smallest length: one run); "
-          "peak: the process's peak RSS")
-    header = f"{'impl':<9} {'L':>6} {'time (s)':>9} {'peak (GB)':>10} {'fast speed-up':>14} " \
-             f"{'fast memory ratio':>18}  note"
-    print(header)
-    print("-" * len(header))
+    rows = []
     for l in lengths:
         fast = results[("fast", l)]
         for impl in impls:
             r = results[impl, l]
             if "seconds" not in r:
-                print(f"{impl:<9} {l:>6} {'-':>9} {'-':>10} {'-':>14} {'-':>18}  {r['note']}")
+                rows.append([impl, l, None, None, None, None, r["note"]])
                 continue
-            speedup = memory = "-"
+            speedup = memory = None
             if impl in ("loop", "mambapy") and "seconds" in fast:
-                speedup = f"{r['seconds'] / fast['seconds']:.1f}x"
-                memory = f"{fast['peak_bytes'] / r['peak_bytes']:.2f}"
-            print(f"{impl:<9} {l:>6} {r['seconds']:>9.3f} {r['peak_bytes'] / 2**30:>10.2f} "
-                  f"{speedup:>14} {memory:>18}")
-    if "mambapy" not in impls:
-        print("mambapy: not installed (pip install mambapy), not measured")
-
+                speedup = round(r["seconds"] / fast["seconds"], 1)
+                memory = round(fast["peak_bytes"] / r["peak_bytes"], 2)
+            rows.append([impl, l, round(r["seconds"], 3), round(r["peak_bytes"] / 2**30, 2),
+                         speedup, memory, ""])
+    notes = (f"b={BATCH}, d={CHANNELS}, n={STATES}, float32, delta_softplus, D, z, delta_bias; "
+             f"{args.threads} threads; load average {load_before:.1f} before, "
+             f"{os.getloadavg()[0]:.1f} after. Time: median of the timed runs (peers above the "
+             "smallest length: one run); peak: the process's peak RSS."
+             + ("" if "mambapy" in impls else " mambapy not installed, not measured."))
+    record("scan", "Fused CPU selective scan, forward + backward",
+           ["implementation", "L", "time (s)", "peak (GB)", "fast speed-up", "fast memory ratio",
+            "note"], rows, peer="the PyTorch loop over l (selective_scan_ref) and mambapy's pscan, "
+           "in the same run", notes=notes)
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,6 @@ Steps are interleaved and the median reported; on a busy machine use --threads 1
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -25,13 +24,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caduceus_lrp import architecture_config, build_caduceus, load_caduceus  # noqa: E402
+from results import record  # noqa: E402
+
+from caduceus_lrp.config import architecture_config  # noqa: E402
 from caduceus_lrp.epi_head import CaduceusClassifier  # noqa: E402
-from caduceus_lrp.frozen_cache import SplitCaduceus  # noqa: E402
-from caduceus_lrp.training import DEMO_BACKBONE, param_groups  # noqa: E402
+from caduceus_lrp.model import build_caduceus, load_caduceus  # noqa: E402
+from caduceus_lrp.resources import demo_backbone  # noqa: E402
+from caduceus_lrp.training.frozen_cache import SplitCaduceus  # noqa: E402
+from caduceus_lrp.training.optim import adamw  # noqa: E402
 
 BACKBONES = {
-    "default": lambda: load_caduceus(DEMO_BACKBONE),
+    "default": lambda: load_caduceus(demo_backbone()),
     "d256x4": lambda: build_caduceus(architecture_config(
         "caduceus-ps_seqlen-1k_d_model-256_n_layer-4_lr-8e-3")),
     "131kx16": lambda: build_caduceus(architecture_config(
@@ -87,26 +90,28 @@ def main():
         torch.set_num_threads(args.threads)
         numba.set_num_threads(args.threads)
     ids = torch.randint(7, 11, (args.batch, args.length), generator=torch.Generator().manual_seed(0))
-    print(f"batch {args.batch} x {args.length} bp, {torch.get_num_threads()} torch threads, "
-          f"median of {args.steps} interleaved steps after one warm-up, load average "
-          f"{os.getloadavg()[0]:.1f}")
-    print(f"{'backbone':<10} {'d x layers':>11} {'trainable':>10} {'cached seq/s':>13} "
-          f"{'uncached seq/s':>15} {'speed-up':>9} {'scan share':>11}")
+    rows = []
     for name in args.models.split(","):
         lm = BACKBONES[name]()
         cfg = lm.config
-        split = SplitCaduceus(CaduceusClassifier(cfg, 6, "max", backbone=lm.caduceus), 2)
-        optimizer = torch.optim.AdamW([{k: v for k, v in g.items() if k != "names"}
-                                       for g in param_groups(split.model, 1e-3, 1e-3, 0.1)])
+        split = SplitCaduceus(CaduceusClassifier.from_backbone(
+            lm.caduceus, [f"t{k}" for k in range(6)], "max"), 2)
+        optimizer = adamw(split.model, 1e-3, 1e-3, 0.1)
         cached = split.features(ids)
         t_cached, t_plain = seconds_per_step([lambda: step_fn(split, optimizer, ids, cached),
                                               lambda: step_fn(split, optimizer, ids, None)],
                                              args.steps)
         share = scan_fraction(lambda: step_fn(split, optimizer, ids, cached))
         trainable = sum(p.numel() for p in split.parameters() if p.requires_grad)
-        print(f"{name:<10} {f'{cfg.d_model} x {cfg.n_layer}':>11} {trainable:>10,} "
-              f"{args.batch / t_cached:>13.1f} {args.batch / t_plain:>15.1f} "
-              f"{t_plain / t_cached:>8.2f}x {share:>10.0%}")
+        rows.append([name, f"{cfg.d_model} x {cfg.n_layer}", trainable,
+                     round(args.batch / t_cached, 1), round(args.batch / t_plain, 1),
+                     round(t_plain / t_cached, 2), f"{share:.0%}"])
+    record("train", "Training step with and without the frozen-layer cache",
+           ["backbone", "d x layers", "trainable", "cached seq/s", "uncached seq/s",
+            "cache speed-up", "scan share (cached)"], rows,
+           peer="the same step computing the frozen layers (no cache), interleaved in the same run",
+           notes=f"batch {args.batch} x {args.length} bp, 2 of the layers trainable, median of "
+                 f"{args.steps} interleaved steps after one warm-up.")
 
 
 if __name__ == "__main__":

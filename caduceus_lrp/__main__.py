@@ -1,5 +1,7 @@
-"""`python -m caduceus_lrp`: the end-to-end pipeline (see caduceus_lrp/pipeline.py)."""
-from caduceus_lrp.pipeline import main
+"""`python -m caduceus_lrp [options]`: the whole pipeline (the same as `caduceus-lrp pipeline`)."""
+import sys
+
+from caduceus_lrp.commands import pipeline_main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(pipeline_main())

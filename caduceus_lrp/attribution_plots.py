@@ -1,8 +1,8 @@
-"""Figures of attributions: base x position heatmaps, sequence logos with planted sites marked,
-relevance at sites against background, the conservation scatter, and a 3-D double helix.
+"""Figures of attributions: a base x position heatmap with a logo, relevance at sites against
+background, the conservation scatter, and a 3-D double helix (PNG and interactive HTML).
 
-Glossary: N sequences, l length; scores (l, 4) over A, C, G, T. Every writer saves atomically and
-returns the path it wrote.
+Glossary: N sequences, l length; scores (l, 4) over A, C, G, T. The convention of `plotting`:
+with `path` a figure is written and its path returned, without one it is returned.
 """
 from __future__ import annotations
 
@@ -10,49 +10,31 @@ import matplotlib
 import numpy as np
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
-from matplotlib.figure import Figure
 
 from .errors import InputError
 from .io_utils import atomic_path
+from .plotting import DIVERGING, draw_logo, figure, finish, symmetric_limit
+from .sequence import BASES
 
-__all__ = ["BASES", "heatmap", "logo", "mark_sites", "plot_attribution", "plot_dist_attribution",
+__all__ = ["heatmap", "mark_sites", "plot_attribution", "plot_dist_attribution",
            "plot_conservation", "helix_coordinates", "plot_helix", "write_helix_html"]
-
-BASES = "ACGT"
-BASE_COLOURS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
-
-
-def _save(fig, path):
-    """Write a pyplot-free Figure (no GUI backend involved)."""
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=150, bbox_inches="tight")
-    return path
 
 
 def heatmap(ax, scores, start=0, label="score"):
-    """Bases x positions image of scores (l, 4), diverging colours centred at 0."""
-    limit = float(np.abs(scores).max()) or 1.0
-    image = ax.imshow(scores.T, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit,
-                      interpolation="nearest", extent=(start - 0.5, start + len(scores) - 0.5, 3.5, -0.5))
+    """Bases x positions image of scores (l, 4) on a symmetric diverging colour scale, with its
+    colour bar labelled `label`."""
+    limit = symmetric_limit(scores)
+    image = ax.imshow(scores.T, aspect="auto", cmap=DIVERGING, vmin=-limit, vmax=limit,
+                      interpolation="nearest",
+                      extent=(start - 0.5, start + len(scores) - 0.5, 3.5, -0.5))
     ax.set_yticks(range(4), list(BASES))
-    colorbar = ax.figure.colorbar(image, cax=ax.inset_axes((1.01, 0.0, 0.012, 1.0)))  # keeps ax's width
+    colorbar = ax.figure.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
     colorbar.set_label(label, fontsize=8)
     return ax
 
 
-def logo(ax, scores, start=0):
-    """Sequence logo (logomaker) of scores (l, 4): letter heights are the signed scores."""
-    import logomaker
-    import pandas as pd
-
-    frame = pd.DataFrame(scores, columns=list(BASES), index=np.arange(start, start + len(scores)))
-    logomaker.Logo(frame, ax=ax, color_scheme=BASE_COLOURS, flip_below=False)
-    ax.axhline(0, color="0.5", lw=0.5)
-    return ax
-
-
 def mark_sites(ax, sites, start=0, end=None):
-    """Shade planted sites [(start, end, label)] (end exclusive) that overlap [start, end)."""
+    """Shade sites [(start, end, label)] (end exclusive) that overlap [start, end), labelled."""
     for s, e, label in sites:
         if end is not None and (e <= start or s >= end):
             continue
@@ -62,31 +44,31 @@ def mark_sites(ax, sites, start=0, end=None):
                 transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7)
 
 
-def plot_attribution(path, onehot, hypothetical, sites=(), title="", window=None):
+def plot_attribution(onehot, hypothetical, sites=(), title="", window=None, path=None):
     """Two tracks for one sequence: the hypothetical scores of all bases as a heatmap and a logo of
-    the observed bases (onehot * hypothetical); planted `sites` shaded; `window` (start, end)
-    zooms in. onehot, hypothetical: (l, 4)."""
+    the observed bases (onehot * hypothetical); `sites` shaded; `window` (start, end) zooms in.
+    onehot, hypothetical: (l, 4)."""
     start, end = window if window is not None else (0, len(onehot))
     if not 0 <= start < end <= len(onehot):
         raise InputError(f"window: ({start}, {end}) is not inside a {len(onehot)}-bp sequence")
     hyp = hypothetical[start:end]
-    fig = Figure(figsize=(max(6.0, 0.06 * (end - start) + 3), 4.2))
+    fig = figure(max(6.0, 0.06 * (end - start) + 3), 4.4)
     top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.3])
-    heatmap(top, hyp, start, label="hypothetical")
-    logo(bottom, onehot[start:end] * hyp, start)
+    heatmap(top, hyp, start, label="hypothetical score")
+    draw_logo(bottom, onehot[start:end] * hyp, start, ylabel="observed score")
     for ax in (top, bottom):
         mark_sites(ax, sites, start, end)
     top.set_title(title, fontsize=9, pad=14)
     bottom.set_xlabel("position (bp)")
-    bottom.set_ylabel("observed")
-    return _save(fig, path)
+    return finish(fig, path)
 
 
-def plot_dist_attribution(path, per_method, title="relevance at planted motif sites vs background"):
+def plot_dist_attribution(per_method, title="relevance at planted motif sites and background",
+                          path=None):
     """Box plots per method of |position relevance| at planted-site positions against background.
-    per_method: {method: (site values, background values)}; values are normalised per sequence
-    by the caller."""
-    fig = Figure(figsize=(1.6 * len(per_method) + 2, 3.6))
+    per_method: {method: (site values, background values)}; values normalised per sequence by
+    the caller (each sequence's maximum is 1)."""
+    fig = figure(1.6 * len(per_method) + 2, 3.6)
     ax = fig.subplots()
     data, positions, colours = [], [], []
     for i, (site, background) in enumerate(per_method.values()):
@@ -97,25 +79,26 @@ def plot_dist_attribution(path, per_method, title="relevance at planted motif si
     for patch, colour in zip(boxes["boxes"], colours):
         patch.set_facecolor(colour)
     ax.set_xticks([3 * i + 0.5 for i in range(len(per_method))], list(per_method), rotation=20)
-    ax.set_ylabel("|relevance| / per-sequence max")
+    ax.set_ylabel("|relevance| / per-sequence maximum")
     ax.legend([boxes["boxes"][0], boxes["boxes"][1]], ["background", "planted site"], fontsize=8)
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return finish(fig, path)
 
 
-def plot_conservation(path, logits, relevance_sums, bias_relevance):
+def plot_conservation(logits, relevance_sums, bias_relevance, path=None):
     """Scatter of sum(relevance) + bias relevance (and sum(relevance) alone) against the logit,
     with the identity line: LRP's conservation, all arrays (N,)."""
-    fig = Figure(figsize=(4.2, 4))
+    fig = figure(4.4, 4.2)
     ax = fig.subplots()
     ax.scatter(logits, relevance_sums + bias_relevance, s=8, label="Σ R + R_bias", zorder=3)
     ax.scatter(logits, relevance_sums, s=8, alpha=0.6, label="Σ R (inputs only)")
     low, high = float(np.min(logits)), float(np.max(logits))
     ax.plot([low, high], [low, high], color="0.3", lw=0.8, label="identity")
     ax.set_xlabel("target logit")
-    ax.set_ylabel("relevance")
+    ax.set_ylabel("total relevance (logit units)")
+    ax.set_title("LRP conservation: relevance sums to the logit", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return finish(fig, path)
 
 
 def helix_coordinates(length, bp_per_turn=10.5, rise=0.34, radius=1.0, groove=2.4):
@@ -130,17 +113,13 @@ def helix_coordinates(length, bp_per_turn=10.5, rise=0.34, radius=1.0, groove=2.
     return strand(0.0), strand(groove)
 
 
-def _colours(relevance):
-    limit = float(np.abs(relevance).max()) or 1.0
-    return matplotlib.colormaps["RdBu_r"]((relevance / limit + 1) / 2)
-
-
-def plot_helix(path, sequence, relevance, title=""):
+def plot_helix(sequence, relevance, title="", path=None):
     """A double helix whose base pairs (rungs) are coloured by relevance (l,), PNG (matplotlib)."""
     s1, s2 = helix_coordinates(len(sequence))
     relevance = np.asarray(relevance)
-    colours = _colours(relevance)
-    fig = Figure(figsize=(4, 8))
+    limit = symmetric_limit(relevance)
+    colours = matplotlib.colormaps[DIVERGING]((relevance / limit + 1) / 2)
+    fig = figure(4, 8)
     ax = fig.add_subplot(projection="3d")
     for strand in (s1, s2):
         ax.plot(*strand.T, color="0.4", lw=1.5)
@@ -150,11 +129,10 @@ def plot_helix(path, sequence, relevance, title=""):
             ax.text(*s1[i], base, fontsize=6)
     ax.set_box_aspect((1, 1, max(1.0, 0.34 * len(sequence) / 2)))
     ax.set_axis_off()
-    limit = float(np.abs(relevance).max()) or 1.0
-    scale = ScalarMappable(Normalize(-limit, limit), cmap="RdBu_r")
+    scale = ScalarMappable(Normalize(-limit, limit), cmap=DIVERGING)
     fig.colorbar(scale, ax=ax, shrink=0.4, label="relevance")
     ax.set_title(title, fontsize=9)
-    return _save(fig, path)
+    return finish(fig, path)
 
 
 def write_helix_html(path, sequence, relevance, title=""):
@@ -167,7 +145,7 @@ def write_helix_html(path, sequence, relevance, title=""):
     relevance = np.asarray(relevance)
     traces = [go.Scatter3d(x=s[:, 0], y=s[:, 1], z=s[:, 2], mode="lines",
                            line={"color": "grey", "width": 5}, hoverinfo="skip") for s in (s1, s2)]
-    limit = float(np.abs(relevance).max()) or 1.0
+    limit = symmetric_limit(relevance)
     mid = (s1 + s2) / 2
     traces.append(go.Scatter3d(
         x=mid[:, 0], y=mid[:, 1], z=mid[:, 2], mode="markers",

@@ -1,11 +1,17 @@
-"""CaduceusConfig: the official Caduceus `config.json`, read and written in its published form."""
+"""CaduceusConfig: the official Caduceus `config.json` as a `transformers` configuration.
+
+The field names and meanings are those of the official `configuration_caduceus.py`, so the
+published folders load with `AutoConfig.from_pretrained(folder)` (no remote code) and a saved
+config is read back by the official code. docs/caduceus.md lists the values of the published
+checkpoints.
+"""
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+
+from transformers import PretrainedConfig
 
 from .errors import InputError
 from .io_utils import atomic_path
@@ -24,34 +30,38 @@ DEFAULT_INITIALIZER_CFG = {
 DEFAULT_COMPLEMENT_MAP = {i: i for i in range(16)} | {7: 10, 8: 9, 9: 8, 10: 7}
 
 
-@dataclass
-class CaduceusConfig:
-    """The fields of the official config.json. Unknown keys (auto_map, torch_dtype, ...) are kept
-    in `extra` and written back unchanged. Nothing here is mutated after construction."""
+class CaduceusConfig(PretrainedConfig):
+    """The fields of the official config.json (model_type "caduceus"). Keys it does not name
+    (auto_map, ...) are kept as attributes and written back. `tie_word_embeddings` is always on:
+    the LM head shares the embedding, and the reverse direction of each BiMamba shares the
+    forward direction's in_proj and out_proj, as in the released checkpoints. A classifier's
+    config adds its tasks (`id2label`) and its head's pooling (`epi_pooling`)."""
+
+    model_type = "caduceus"
 
     d_model: int = 256
     n_layer: int = 16
     vocab_size: int = 12
     pad_vocab_size_multiple: int = 8
-    ssm_cfg: dict = field(default_factory=lambda: dict(DEFAULT_SSM_CFG))
+    ssm_cfg: dict = field(default_factory=dict)
     rms_norm: bool = True
     norm_epsilon: float = 1e-5
     fused_add_norm: bool = True
     residual_in_fp32: bool = False
-    initializer_cfg: dict = field(default_factory=lambda: dict(DEFAULT_INITIALIZER_CFG))
+    initializer_cfg: dict = field(default_factory=dict)
     bidirectional: bool = True
     bidirectional_strategy: str = "add"
     bidirectional_weight_tie: bool = True
     rcps: bool = True
-    complement_map: dict = field(default_factory=lambda: dict(DEFAULT_COMPLEMENT_MAP))
-    model_type: str = "caduceus"
-    architectures: list = field(default_factory=lambda: ["CaduceusForMaskedLM"])
-    extra: dict = field(default_factory=dict)
+    complement_map: dict = field(default_factory=dict)
+    tie_word_embeddings: bool = True
+    epi_pooling: str = "max"  # not official: the pooling of the EPI head of a CaduceusClassifier
 
-    def __post_init__(self):
-        self.ssm_cfg = {**DEFAULT_SSM_CFG, **self.ssm_cfg}
-        self.initializer_cfg = {**DEFAULT_INITIALIZER_CFG, **self.initializer_cfg}
-        self.complement_map = {int(k): int(v) for k, v in self.complement_map.items()}
+    def __post_init__(self, **kwargs):
+        self.ssm_cfg = {**DEFAULT_SSM_CFG, **(self.ssm_cfg or {})}
+        self.initializer_cfg = {**DEFAULT_INITIALIZER_CFG, **(self.initializer_cfg or {})}
+        self.complement_map = {int(k): int(v) for k, v in
+                               (self.complement_map or DEFAULT_COMPLEMENT_MAP).items()}
         if not self.rms_norm:
             raise InputError("config.json: rms_norm: only RMSNorm Caduceus models are supported")
         if not self.bidirectional:
@@ -62,6 +72,10 @@ class CaduceusConfig:
         if not self.bidirectional_weight_tie:
             raise InputError("config.json: bidirectional_weight_tie: only the weight-tied "
                              "BiMamba of the released checkpoints is supported")
+        if not self.tie_word_embeddings:
+            raise InputError("config.json: tie_word_embeddings: the Caduceus LM head is tied to "
+                             "the embedding")
+        super().__post_init__(**kwargs)
 
     # Derived sizes ---------------------------------------------------------------------------
     @property
@@ -97,22 +111,12 @@ class CaduceusConfig:
         """complement[token] for every embedding row (ids past the map are their own complement)."""
         return [self.complement_map.get(i, i) for i in range(self.padded_vocab_size)]
 
-    # (De)serialisation ------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, d: dict) -> "CaduceusConfig":
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
-        known = {k: v for k, v in d.items() if k in names}
-        extra = {k: v for k, v in d.items() if k not in names}
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
-        d["complement_map"] = {str(k): v for k, v in self.complement_map.items()}
-        d.update(self.extra)
-        return dict(sorted(d.items()))
-
+    # Files with one-line errors ------------------------------------------------------------------
     @classmethod
     def from_json(cls, path) -> "CaduceusConfig":
+        """Read a config.json; a missing or malformed file raises InputError naming it."""
+        import json
+
         path = Path(path)
         try:
             d = json.loads(path.read_text())
@@ -124,12 +128,13 @@ class CaduceusConfig:
             raise InputError(f"{path}: expected a JSON object")
         try:
             return cls.from_dict(d)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise InputError(f"{path}: {err}") from None
 
     def to_json(self, path) -> None:
+        """Write config.json atomically."""
         with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+            self.to_json_file(tmp)
 
 
 # The six published architectures (HF ids under kuleshov-group/): name -> (d_model, n_layer, rcps).

@@ -1,34 +1,35 @@
-"""Attributions of a fine-tuned Caduceus classifier on one-hot DNA: saliency, gradient methods, LRP,
-integrated gradients and in-silico mutagenesis from one registry, with LRP's diagnostics, and the
-per-task files TF-MoDISco reads.
+"""Attributions on one-hot DNA from one registry: saliency, gradient methods, LRP, integrated
+gradients and in-silico mutagenesis, with LRP's diagnostics (conservation, RC consistency).
 
 Glossary: N sequences, b batch, l length, t tasks; one-hot bases in the order A, C, G, T.
 
-Every method has the same contract (`explain`): one-hot X (N, l, 4) in, `observed` (N, l, 4) and
-`hypothetical` (N, l, 4) out. `hypothetical` is the score every base would get at every position,
-centred per position (mean over the 4 bases removed), as TF-MoDISco takes it; `observed` is the
-method's map (for all but `saliency`, zero off the observed base). docs/lrp.md has the rules and
-how attributions are judged.
+`explain(model, X, target, method)` works on any module that maps one-hot (b, l, 4) to task
+logits (b, t), as a tensor or as an output with `.logits` (the CNN baseline, a fine-tuned
+Caduceus, a user's own model). Caduceus-specific parts are chosen by the model's type: LRP needs
+the rules of `lrp_layers` (a CaduceusClassifier), and long inputs through Caduceus are
+recomputed layer by layer. Every method has the same contract: `observed` (N, l, 4) and
+`hypothetical` (N, l, 4) out. `hypothetical` is the score every base would get at every
+position, centred per position (mean over the 4 bases removed), as TF-MoDISco takes it;
+`observed` is the method's map (for all but `saliency`, zero off the observed base).
+docs/lrp.md has the rules and how attributions are judged. To add a method: a function of the
+signature below, registered in METHODS.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .epi_head import load_finetuned, rc_onehot
+from .epi_head import CaduceusClassifier
 from .errors import InputError
-from .io_utils import atomic_path
 from .lrp_layers import lrp_mode
+from .sequence import dinucleotide_shuffle, flip_lc, one_hot, one_hot_to_tokens, tokens_to_one_hot
 
-__all__ = ["load_finetuned", "METHODS", "Attribution", "explain", "task_index", "as_onehot",
-           "split_of", "write_attributions", "RECOMPUTE_ELEMENTS", "planted_sites", "site_mask",
-           "site_auroc", "faithfulness", "checkpoint_data", "ground_truth", "positive_rows",
-           "first_positive", "add_checkpoint_arguments"]
+__all__ = ["METHODS", "Attribution", "explain", "task_index", "as_onehot", "logits_of",
+           "explaining", "RECOMPUTE_ELEMENTS"]
 
 # batch x length x n_layer x d_model above which layers are recomputed in the backward pass (one
 # layer's activations kept at a time); below it, the activations kept for the backward pass take a
@@ -40,11 +41,18 @@ RECOMPUTE_ELEMENTS = 2 ** 23
 # Methods: f(model, x, target, batch_size, **options) -> (observed, hypothetical, logits, bias)
 # x (b, l, 4) in the model's dtype and device; outputs (b, l, 4), (b, l, 4), (b,), (b,) or None
 # -----------------------------------------------------------------------------------------------
+def logits_of(model, x):
+    """The model's task logits (b, t) for one-hot x (b, l, 4): its output, or the output's
+    `.logits` (transformers-style models)."""
+    out = model(onehot=x)
+    return out.logits if hasattr(out, "logits") else out
+
+
 def _gradient(model, x, target, probe=None):
     """Target logits (b,) and d logit / d x (b, l, 4); with an LRP `probe`, also d logit / d probe."""
     x = x.detach().requires_grad_(True)
     inputs = [x] if probe is None else [x, probe.arm(x.shape[0], x.dtype, x.device)]
-    logits = model(onehot=x)[:, target]
+    logits = logits_of(model, x)[:, target]
     grads = torch.autograd.grad(logits.sum(), inputs)
     return logits.detach(), grads
 
@@ -71,6 +79,10 @@ def _corrected(model, x, target, batch_size):
 
 def _lrp(model, x, target, batch_size):
     """LRP: Gradient x Input of the modified pass (lrp_layers), and the biases' relevance."""
+    if not isinstance(model, CaduceusClassifier):
+        raise InputError(f"--method lrp: the LRP rules cover Caduceus models, not a "
+                         f"{type(model).__name__}; use saliency, grad_x_input, corrected, "
+                         "integrated_gradients or ism")
     with lrp_mode(model) as probe:
         logits, (grad, bias) = _gradient(model, x, target, probe)
     return x * grad, grad, logits, bias
@@ -83,8 +95,6 @@ def _baseline(x, kind, seed):
         return torch.zeros_like(x)
     if kind != "shuffle":
         raise InputError(f"baseline: unknown baseline {kind!r}; choose 'N' or 'shuffle'")
-    from .sequence import dinucleotide_shuffle, one_hot_to_tokens, tokens_to_one_hot
-
     rng = np.random.default_rng(seed)
     tokens = one_hot_to_tokens(x.detach().cpu().numpy())
     shuffled = np.stack([dinucleotide_shuffle(row, rng) for row in tokens])
@@ -100,10 +110,11 @@ def _integrated_gradients(model, x, target, batch_size, baseline="N", n_steps=50
     from captum.attr import IntegratedGradients
 
     x0 = _baseline(x, baseline, seed)
-    ig = IntegratedGradients(lambda inp: model(onehot=inp)[:, target], multiply_by_inputs=False)
+    ig = IntegratedGradients(lambda inp: logits_of(model, inp)[:, target],
+                             multiply_by_inputs=False)
     grad = ig.attribute(x, baselines=x0, n_steps=n_steps, internal_batch_size=batch_size)
     with torch.no_grad():
-        logits = model(onehot=x)[:, target]
+        logits = logits_of(model, x)[:, target]
     return x * ((x - x0) * grad).sum(-1, keepdim=True), grad, logits, None
 
 
@@ -112,7 +123,7 @@ def _ism(model, x, target, batch_size):
     """In-silico mutagenesis: hypothetical[i, j] = f(x with base j at position i) - f(x), every
     substitution scored in batches of `batch_size` mutants; observed is the centred score of the
     observed base (minus the mean effect of mutating it)."""
-    logits = model(onehot=x)[:, target]
+    logits = logits_of(model, x)[:, target]
     effects = torch.zeros_like(x)
     eye = torch.eye(4, dtype=x.dtype, device=x.device)
     for i, seq in enumerate(x):
@@ -121,7 +132,7 @@ def _ism(model, x, target, batch_size):
             p, k = pos[start:start + batch_size], base[start:start + batch_size]
             mutants = seq.expand(len(p), -1, -1).clone()
             mutants[torch.arange(len(p)), p] = eye[k]
-            effects[i, p, k] = model(onehot=mutants)[:, target] - logits[i]
+            effects[i, p, k] = logits_of(model, mutants)[:, target] - logits[i]
     centred = effects - effects.mean(-1, keepdim=True)
     return x * centred, effects, logits, None
 
@@ -178,7 +189,7 @@ class Attribution:
 def task_index(model, task) -> int:
     """The head column of `task`: an index, or a name from `model.task_names`."""
     names = list(getattr(model, "task_names", []))
-    n_tasks = model.n_tasks
+    n_tasks = model.n_tasks if hasattr(model, "n_tasks") else len(names)
     if isinstance(task, str) and task in names:
         return names.index(task)
     if isinstance(task, str) and not task.isdigit():
@@ -199,8 +210,6 @@ def as_onehot(X, length: int | None = None) -> np.ndarray:
         if len(lengths) > 1:
             raise InputError(f"sequences: lengths differ ({', '.join(map(str, lengths[:5]))}); "
                              "attribute equal-length sequences together")
-        from .sequence import one_hot
-
         X = one_hot(seqs)
     X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
     if X.ndim != 3 or X.shape[-1] != 4 or X.shape[0] == 0:
@@ -213,17 +222,27 @@ def as_onehot(X, length: int | None = None) -> np.ndarray:
     return X
 
 
+def _needs_recomputation(model, batch: int, length: int) -> bool:
+    """Whether a Caduceus classifier should recompute its layers for batches of this size."""
+    if not isinstance(model, CaduceusClassifier):
+        return False
+    return batch * length * model.config.n_layer * model.config.d_model > RECOMPUTE_ELEMENTS
+
+
 @contextlib.contextmanager
-def _explaining(model, device, recompute: bool):
+def explaining(model, device=None, recompute: bool = False):
     """The model in eval mode on `device`, its parameters frozen (no activation is kept for
-    weight gradients), with layer recomputation if asked; all restored after."""
-    mixer = model.backbone.backbone
+    weight gradients), with layer recomputation if asked (Caduceus); all restored after.
+    Yields a parameter of the model (its dtype and device are those inputs need)."""
+    mixer = model.caduceus.backbone if isinstance(model, CaduceusClassifier) else None
     first = next(model.parameters())
-    mode, where, checkpointing = model.training, first.device, mixer.gradient_checkpointing
+    mode, where = model.training, first.device
+    checkpointing = mixer.gradient_checkpointing if mixer is not None else False
     trainable = [p for p in model.parameters() if p.requires_grad]
     try:
         model.to(device if device is not None else where).eval()
-        mixer.gradient_checkpointing = checkpointing or recompute
+        if mixer is not None:
+            mixer.gradient_checkpointing = checkpointing or recompute
         for p in trainable:
             p.requires_grad_(False)
         with torch.enable_grad():
@@ -231,13 +250,14 @@ def _explaining(model, device, recompute: bool):
     finally:
         for p in trainable:
             p.requires_grad_(True)
-        mixer.gradient_checkpointing = checkpointing
+        if mixer is not None:
+            mixer.gradient_checkpointing = checkpointing
         model.to(where).train(mode)
 
 
 def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, device=None,
             check_rc: bool = False, progress: bool = False, **options) -> Attribution:
-    """Attribute the `target` logit of a CaduceusClassifier for sequences X.
+    """Attribute the `target` logit of a model for sequences X.
 
     X: one-hot (N, l, 4) over A, C, G, T (numpy or torch; an all-zero row is N) or a list of
     equal-length strings. target: task index or name. method: a key of METHODS; `options` go to
@@ -251,17 +271,16 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     X = as_onehot(X)
     run = METHODS[method]
     out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "rc")}
-    cfg = model.config
-    size = min(batch_size, len(X)) * X.shape[1] * cfg.n_layer * cfg.d_model
-    with _explaining(model, device, recompute=size > RECOMPUTE_ELEMENTS) as param:
+    recompute = _needs_recomputation(model, min(batch_size, len(X)), X.shape[1])
+    with explaining(model, device, recompute) as param:
         starts = range(0, len(X), batch_size)
         for start in tqdm(starts, desc=f"{method} attributions", unit="batch", disable=not progress):
             x = torch.from_numpy(X[start:start + batch_size]).to(param)
             observed, hyp, logits, bias = run(model, x, target, batch_size, **options)
             if check_rc:
-                observed_rc = run(model, rc_onehot(x), target, batch_size, **options)[0]
+                observed_rc = run(model, flip_lc(x), target, batch_size, **options)[0]
                 scale = observed.abs().flatten(1).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
-                out["rc"].append((observed_rc - rc_onehot(observed)).abs().flatten(1).amax(1) / scale)
+                out["rc"].append((observed_rc - flip_lc(observed)).abs().flatten(1).amax(1) / scale)
             out["observed"].append(observed)
             out["hypothetical"].append(hyp - hyp.mean(-1, keepdim=True))
             out["logits"].append(logits)
@@ -274,158 +293,3 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     return Attribution(method=method, target=target, observed=stack("observed"),
                        hypothetical=stack("hypothetical"), logits=stack("logits"),
                        bias_relevance=stack("bias"), rc_residual=stack("rc"))
-
-
-# -----------------------------------------------------------------------------------------------
-# Files for TF-MoDISco
-# -----------------------------------------------------------------------------------------------
-def split_of(dataset, split: str):
-    """The sequences of one split of a SequenceDataset ("train", "val", "test"), or all of them."""
-    from .data import SPLITS
-
-    if split == "all":
-        return dataset
-    if split not in SPLITS:
-        raise InputError(f"--split: unknown split {split!r}; choose one of {', '.join(SPLITS)}, all")
-    return dataset.subset(split)
-
-
-def write_attributions(model, dataset, out_dir, method: str = "lrp", split: str = "test",
-                       batch_size: int = 32, device=None, progress: bool = True, **options) -> dict:
-    """For every task of the model, attribute its positive sequences of `split` (or "all") and write
-    `<out_dir>/<task>/ohe.npz` and `hyp.npz` (key arr_0, (N, 4, l): what `modisco motifs` reads;
-    hyp centred per position). Returns {task: Attribution}; tasks without positives are skipped.
-    """
-    subset = split_of(dataset, split)
-    names = list(model.task_names)
-    missing = [t for t in names if t not in subset.task_names]
-    if missing:
-        raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
-                         f"(it has {', '.join(subset.task_names)})")
-    onehot = subset.one_hot()
-    results = {}
-    for k, task in enumerate(names):
-        positive = positive_rows(subset, task)
-        if not len(positive):
-            continue
-        result = explain(model, onehot[positive], target=k, method=method, batch_size=batch_size,
-                         device=device, progress=progress, **options)
-        folder = Path(out_dir) / task
-        for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
-            with atomic_path(folder / name) as tmp:
-                np.savez(tmp, np.ascontiguousarray(array.transpose(0, 2, 1)))
-        results[task] = result
-    return results
-
-
-def positive_rows(dataset, task_name: str) -> np.ndarray:
-    """Rows (k,) of the sequences of `dataset` labelled positive for `task_name`, in order."""
-    labels = np.asarray(dataset.labels)
-    return (labels[:, list(dataset.task_names).index(task_name)] > 0).nonzero()[0]
-
-
-def first_positive(dataset, task_name: str, hint: str) -> int:
-    """Row of the first positive sequence of `task_name` in `dataset`; an InputError ending in
-    `hint` (how to choose sequences instead) when the dataset has no such labels or positives."""
-    if task_name not in dataset.task_names:
-        raise InputError(f"--data: has no labels for task {task_name!r}; {hint}")
-    positives = positive_rows(dataset, task_name)
-    if len(positives) == 0:
-        raise InputError(f"--split: no positive sequence of task {task_name!r}; {hint}")
-    return int(positives[0])
-
-
-# -----------------------------------------------------------------------------------------------
-# The data a checkpoint was trained on, and its ground truth
-# -----------------------------------------------------------------------------------------------
-def add_checkpoint_arguments(parser, ground_truth: bool = True) -> None:
-    """The scripts' --model, --data (and --ground-truth) options, read by `load_finetuned`,
-    `checkpoint_data` and `ground_truth`."""
-    parser.add_argument("--model", default="final_models/best_model.pt",
-                        help="fine-tuned checkpoint")
-    parser.add_argument("--data", default=None,
-                        help="dataset input (default: the data the model was trained on)")
-    if ground_truth:
-        parser.add_argument("--ground-truth", default=None, help="planted-site TSV (default: the "
-                            "embedded dataset's, when it is used)")
-
-
-def checkpoint_data(path, data=None):
-    """The DataConfig the fine-tuned checkpoint at `path` was trained with (the embedded dataset
-    when it records none); `data` (a path) replaces its input, keeping its other settings (sequence
-    length, labels, genome)."""
-    import dataclasses
-
-    from .data import DataConfig
-    from .epi_head import read_checkpoint
-
-    stored = read_checkpoint(path).get("extra", {}).get("config", {}).get("data", {})
-    names = {f.name for f in dataclasses.fields(DataConfig)}
-    cfg = DataConfig(**{k: v for k, v in stored.items() if k in names})
-    return cfg if data is None else dataclasses.replace(cfg, data=str(data))
-
-
-def ground_truth(cfg, path=None):
-    """The planted-site table: from `path`, else the embedded dataset's when cfg reads it, else None."""
-    from .data import embedded_dataset
-    from .synthetic import load_ground_truth
-
-    if path is None and cfg.data is not None:
-        return None
-    return load_ground_truth(path if path is not None else embedded_dataset(cfg)[1])
-
-
-# -----------------------------------------------------------------------------------------------
-# Judging attributions against ground truth (docs/lrp.md, "How attributions are judged")
-# -----------------------------------------------------------------------------------------------
-def planted_sites(truth, ids, task) -> list[list[tuple[int, int, str]]]:
-    """Planted sites [(start, end, motif name)] of `task` in each sequence of `ids`, from a
-    ground-truth table (synthetic.load_ground_truth). A cooperative task "A+B" has the sites of
-    A and of B."""
-    tasks = set(task.split("+"))
-    rows = truth[truth["task"].isin(tasks)]
-    by_id = {k: list(zip(g["start"], g["end"], g["motif_name"])) for k, g in rows.groupby("id")}
-    return [sorted((int(s), int(e), str(n)) for s, e, n in by_id.get(i, [])) for i in ids]
-
-
-def site_mask(sites, length) -> np.ndarray:
-    """(N, length) bool: True inside a site of each sequence's list (end exclusive)."""
-    mask = np.zeros((len(sites), length), dtype=bool)
-    for i, seq_sites in enumerate(sites):
-        for start, end, _ in seq_sites:
-            mask[i, start:end] = True
-    return mask
-
-
-def site_auroc(scores, mask) -> np.ndarray:
-    """Per-sequence AUROC of position scores (N, l) against site positions (N, l); NaN for a
-    sequence without sites or without background."""
-    from sklearn.metrics import roc_auc_score
-
-    return np.array([roc_auc_score(m, s) if 0 < m.sum() < len(m) else np.nan
-                     for s, m in zip(scores, mask)])
-
-
-def faithfulness(model, X, scores, target=0, steps: int = 20, batch_size: int = 64, device=None,
-                 progress: bool = False) -> np.ndarray:
-    """MambaLRP's Delta A_F per sequence (N,): positions are replaced by N in order of `scores`
-    (N, l), most-relevant-first (MoRF) and least-relevant-first (LeRF), in `steps` equal steps;
-    the target logit traces two curves over the fraction removed, and Delta A_F is the area under
-    LeRF minus the area under MoRF (trapezoids on [0, 1]). Higher is better."""
-    target = task_index(model, target)
-    X, scores = as_onehot(X), np.asarray(scores)
-    length = X.shape[1]
-    counts = np.round(np.linspace(0, length, steps + 1)).astype(int)      # positions removed
-    orders = np.argsort(-scores, axis=1, kind="stable"), np.argsort(scores, axis=1, kind="stable")
-    # variants[i, o, k]: sequence i with its first counts[k] positions in order o set to N
-    rank = np.stack([np.argsort(o, axis=1) for o in orders], axis=1)      # (N, 2, l)
-    keep = rank[:, :, None, :] >= counts[None, None, :, None]            # (N, 2, k, l)
-    curves = np.empty(keep.shape[:3])
-    flat_keep = keep.reshape(len(X), -1, length)
-    with _explaining(model, device, recompute=False) as param, torch.no_grad():
-        for i in tqdm(range(len(X)), desc="faithfulness", unit="seq", disable=not progress):
-            variants = torch.from_numpy(X[i][None] * flat_keep[i][..., None]).to(param)
-            logits = torch.cat([model(onehot=v)[:, target] for v in variants.split(batch_size)])
-            curves[i] = logits.cpu().numpy().reshape(2, -1)
-    morf, lerf = curves[:, 0], curves[:, 1]
-    return np.trapezoid(lerf - morf, dx=1 / steps, axis=1)

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .model import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
+from .layers import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
 from .scan import selective_scan
 
 __all__ = ["silu_identity", "half_gate", "BiasProbe", "LRPSiLU", "LRPSelectiveSSM",

@@ -1,70 +1,59 @@
-"""The end-to-end pipeline behind `python -m caduceus_lrp`, in the README's recommended order:
+"""The end-to-end pipeline behind `caduceus-lrp pipeline` (and `python -m caduceus_lrp`):
 data -> fine-tuning -> attributions -> TF-MoDISco -> Tomtom -> plots -> a markdown summary.
 
-Every step records what it was computed from (its parameters and the size and time of its input
-files) in `<out>/.pipeline/<step>.json`; a step whose record matches and whose outputs exist is
-skipped unless --force.
+Each step is a library function of the PipelineConfig. Every step records what it was computed
+from (its parameters and the size and time of its input files) in `<out>/.pipeline/<step>.json`;
+a step whose record matches and whose outputs exist is skipped unless --force.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
-import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, cli_entry
+from .attribute import AttributeConfig, first_positive, run_attribute, saliency_figures
+from .checkpoint import load_model
+from .cli import option
+from .data import ground_truth_for, load_dataset
+from .errors import InputError
 from .io_utils import atomic_path
+from .motifs import ModiscoConfig, discover, load_attributions, pattern_report, recovery_report
+from .training import TrainConfig, run_training
 
-__all__ = ["PipelineConfig", "STEPS", "run_pipeline", "main"]
-
-log = logging.getLogger("caduceus_lrp")
+__all__ = ["PipelineConfig", "STEPS", "PIPELINE_SKIPS", "run_pipeline", "step_table"]
 
 STEPS = ("train", "attribute", "motifs", "summary")
-
-
-def _opt(default, help, **kw):
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"help": help, **kw})
-    return field(default=default, metadata={"help": help, **kw})
+PIPELINE_SKIPS = ("out_dir", "plots_dir")  # TrainConfig fields the pipeline derives from --out
 
 
 @dataclass
 class PipelineConfig:
-    """What a user changes in the pipeline; everything else keeps the scripts' defaults."""
+    """The pipeline's own options, and the training, attribution and TF-MoDISco configs whose
+    fields are its other flags."""
 
-    out: str = _opt(".", "output folder: OUT/final_models, OUT/plots, OUT/modisco_files "
-                         "(default: the current folder)")
-    data: str | None = _opt(None, "dataset (see `python caduceus_lrp/train_caduceus_finetune.py "
-                                  "--help`); default: the embedded synthetic dataset")
-    pretrained: str | None = _opt(None, "backbone folder or Hugging Face id; default: the "
-                                        "shipped demo backbone")
-    arch: str | None = _opt(None, "a published architecture, randomly initialised, instead of a "
-                                  "pretrained backbone")
-    model: str = _opt("caduceus", "caduceus (fine-tuned Caduceus) or cnn (the baseline)")
-    epochs: int | None = _opt(None, "training epochs (default: the training script's)")
-    replicates: int | None = _opt(None, "training seeds of which the best on validation is kept "
-                                        "(default: the training script's, 2)")
-    n_synthetic: int | None = _opt(None, "sequences of the embedded dataset (default: the data "
-                                         "module's)")
-    method: str = _opt("lrp", "attribution method for TF-MoDISco (default: lrp)")
-    split: str = _opt("all", "sequences whose positives are attributed: train, val, test or all "
-                             "(default: all)")
-    max_seqlets: int | None = _opt(None, "TF-MoDISco: most seqlets per metacluster (default: "
-                                         "the motifs module's)")
-    steps: list[str] = _opt(list(STEPS), f"steps to run, in order: {' '.join(STEPS)}")
-    force: bool = _opt(False, "recompute steps whose outputs are up to date")
+    out: str = option(".", "output folder: OUT/final_models, OUT/plots, OUT/modisco_files")
+    steps: list[str] = option(list(STEPS), f"steps to run, in order: {' '.join(STEPS)}")
+    force: bool = option(False, "recompute steps whose outputs are up to date")
+    ground_truth: str | None = option(None, (
+        "known motifs of the tasks, for the recovery report: a site table (the embedded "
+        "dataset's ground_truth.tsv columns) or a table with the columns task, motif_id (JASPAR "
+        "IDs; task 'decoy' for a motif that must not be found); default: the embedded dataset's "
+        "own when it is used"))
+    saliency_method: str = option("corrected", "method of the per-task saliency figures")
+    train: TrainConfig = field(default_factory=TrainConfig)
+    attribute: AttributeConfig = field(default_factory=lambda: AttributeConfig(split="all"))
+    motifs: ModiscoConfig = field(default_factory=ModiscoConfig)
 
     def __post_init__(self):
         unknown = [s for s in self.steps if s not in STEPS]
         if unknown:
             raise InputError(f"--steps: unknown step(s) {', '.join(unknown)}; choose from "
                              + ", ".join(STEPS))
-        if self.split not in ("train", "val", "test", "all"):
-            raise InputError(f"--split: {self.split!r} is not one of train, val, test, all")
+        self.train = dataclasses.replace(self.train, out_dir=str(self.models_dir),
+                                         plots_dir=str(self.plots_dir))
 
     @property
     def models_dir(self) -> Path:
@@ -86,9 +75,88 @@ class PipelineConfig:
     def checkpoint(self) -> Path:
         return self.models_dir / "best_model.pt"
 
+    def truth(self):
+        """The ground truth of the run's data (`--ground-truth`, or the embedded dataset's)."""
+        return ground_truth_for(self.train.data, self.ground_truth)
+
 
 # ---------------------------------------------------------------------------------------------
-# Up-to-date records
+# Steps
+# ---------------------------------------------------------------------------------------------
+def step_train(cfg: PipelineConfig) -> dict:
+    return run_training(cfg.train)
+
+
+def step_attribute(cfg: PipelineConfig) -> dict:
+    """Attributions of every task's positive sequences for TF-MoDISco, the conservation and
+    site figures, and one saliency figure per task (its first positive test sequence)."""
+    summary = run_attribute(cfg.checkpoint, cfg.attribute, cfg.attributions_dir, cfg.plots_dir,
+                            ground_truth=cfg.ground_truth, device=_device(cfg))
+    model = load_model(cfg.checkpoint)
+    test = load_dataset(cfg.train.data).subset("test")
+    tasks = [t for t in model.task_names if len(test.positives(t))]
+    rows = {t: [first_positive(test, t, "")] for t in tasks}
+    saliency_figures(model, test.one_hot(), test.ids, tasks, cfg.saliency_method, cfg.plots_dir,
+                     truth=cfg.truth(), rows=rows, device=_device(cfg))
+    return summary
+
+
+def _device(cfg: PipelineConfig):
+    return None if cfg.train.device == "auto" else cfg.train.device
+
+
+def step_motifs(cfg: PipelineConfig) -> dict:
+    return discover(load_attributions(cfg.attributions_dir), cfg.modisco_dir, cfg.motifs,
+                    ground_truth=cfg.truth(), plots_dir=cfg.plots_dir)
+
+
+def step_summary(cfg: PipelineConfig) -> dict:
+    """modisco_files/summary.md: the training metrics, the patterns with their JASPAR matches,
+    the recovery of known motifs (with ground truth), the figures."""
+    metrics_path = cfg.models_dir / "metrics.json"
+    patterns_path = cfg.modisco_dir / "patterns.json"
+    recovery_path = cfg.modisco_dir / "recovery.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    lines = ["# caduceus-lrp summary", ""]
+    if metrics:
+        tasks = [k.split(".", 2)[2] for k in metrics if k.startswith("val.auroc.")]
+        lines += ["## Fine-tuning", "", "| task | val auROC | test auROC | test auPRC |",
+                  "|---|---:|---:|---:|"]
+        for t in tasks:
+            lines.append(f"| {t} | {_fmt(metrics, f'val.auroc.{t}')} | "
+                         f"{_fmt(metrics, f'test.auroc.{t}')} | {_fmt(metrics, f'test.auprc.{t}')} |")
+        lines.append(f"| **macro** | {_fmt(metrics, 'val.macro_auroc')} | "
+                     f"{_fmt(metrics, 'test.macro_auroc')} | {_fmt(metrics, 'test.macro_auprc')} |")
+        lines.append("")
+    if patterns_path.exists():
+        lines += ["## Patterns (TF-MoDISco) and their best JASPAR 2024 matches (Tomtom)", "",
+                  "Per run: seqlets, consensus, the share of the pattern's contribution on its "
+                  "largest position (near 1: a single-base spike, not a motif), and the best "
+                  "matches with q-values and TF families (* significant).", "", "```",
+                  pattern_report(json.loads(patterns_path.read_text())), "```", ""]
+    if recovery_path.exists():
+        lines += ["## Recovery of the known motifs", "",
+                  "A known motif is recovered when it is the top significant Tomtom match of some "
+                  "pattern of the stacked run or of a task's own run (docs/motifs.md).", "", "```",
+                  recovery_report(json.loads(recovery_path.read_text())), "```", ""]
+    figures = sorted(p.name for p in cfg.plots_dir.glob("*.png")) if cfg.plots_dir.is_dir() else []
+    if figures:
+        lines += ["## Figures", ""] + [f"![{f}](../plots/{f})" for f in figures] + [""]
+    lines += ["Outputs: `final_models/best_model.pt`, `modisco_files/modisco_windows_"
+              f"{cfg.motifs.window}bp.h5`, `patterns.json`, `tomtom_large_sample.tsv`, "
+              "`report/report.html`.", ""]
+    with atomic_path(cfg.modisco_dir / "summary.md") as tmp:
+        tmp.write_text("\n".join(lines))
+    return {"summary": str(cfg.modisco_dir / "summary.md")}
+
+
+def _fmt(metrics, key):
+    value = metrics.get(key)
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "–"
+
+
+# ---------------------------------------------------------------------------------------------
+# Up-to-date records and the run
 # ---------------------------------------------------------------------------------------------
 def _files(paths):
     """Every file under the given files and folders, sorted."""
@@ -98,11 +166,32 @@ def _files(paths):
     return out
 
 
-def _fingerprint(params: dict, inputs) -> str:
+def fingerprint(params: dict, inputs) -> str:
     """Hash of a step's parameters and the (path, size, mtime) of its input files."""
     stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in _files(inputs) if p.exists()]
     text = json.dumps({"params": params, "inputs": stats}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def step_table(cfg: PipelineConfig) -> dict:
+    """step -> (function, parameters, inputs, outputs)."""
+    asdict = dataclasses.asdict
+    data_inputs = list(cfg.train.data.data or [])
+    truth_inputs = [cfg.ground_truth] if cfg.ground_truth else []
+    return {
+        "train": (step_train, asdict(cfg.train), data_inputs,
+                  [cfg.checkpoint, cfg.models_dir / "metrics.json"]),
+        "attribute": (step_attribute, asdict(cfg.attribute) | {"saliency": cfg.saliency_method},
+                      [cfg.checkpoint, *truth_inputs], [cfg.attributions_dir]),
+        "motifs": (step_motifs, asdict(cfg.motifs) | {"ground_truth": cfg.ground_truth},
+                   [cfg.attributions_dir, *truth_inputs],
+                   [cfg.modisco_dir / f"modisco_windows_{cfg.motifs.window}bp.h5",
+                    cfg.modisco_dir / "patterns.json"]),
+        "summary": (step_summary, {}, [cfg.models_dir / "metrics.json",
+                                       cfg.modisco_dir / "patterns.json",
+                                       cfg.modisco_dir / "recovery.json"],
+                    [cfg.modisco_dir / "summary.md"]),
+    }
 
 
 def _record_path(cfg: PipelineConfig, step: str) -> Path:
@@ -116,183 +205,26 @@ def _up_to_date(cfg, step, key, outputs) -> bool:
     return json.loads(record.read_text()).get("key") == key
 
 
-def _write_record(cfg, step, key, seconds):
-    with atomic_path(_record_path(cfg, step)) as tmp:
-        tmp.write_text(json.dumps({"key": key, "seconds": round(seconds, 1)}) + "\n")
-
-
-# ---------------------------------------------------------------------------------------------
-# Steps
-# ---------------------------------------------------------------------------------------------
-def _train_config(cfg: PipelineConfig):
-    from .data import DataConfig
-    from .training import TrainConfig
-
-    data = DataConfig(data=cfg.data)
-    if cfg.n_synthetic is not None:
-        data = dataclasses.replace(data, n_synthetic=cfg.n_synthetic)
-    kw = dict(model=cfg.model, pretrained=cfg.pretrained, arch=cfg.arch,
-              out_dir=str(cfg.models_dir), plots_dir=str(cfg.plots_dir), data=data)
-    for name in ("epochs", "replicates"):
-        if getattr(cfg, name) is not None:
-            kw[name] = getattr(cfg, name)
-    return TrainConfig(**kw)
-
-
-def step_train(cfg: PipelineConfig) -> dict:
-    from .training import run_training
-
-    return run_training(_train_config(cfg))
-
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _run_script(name: str, *args: str) -> None:
-    """Run one of the user's example scripts; its one-line error becomes this step's error."""
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, str(EXAMPLES / name), *args]
-    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
-        raise InputError(f"{name}: {lines[-1].removeprefix('error: ')}")
-
-
-def step_attribute(cfg: PipelineConfig) -> dict:
-    """Attributions of every task's positive sequences (examples/viz_interpret.py) and the
-    saliency figures (examples/viz_saliency.py), as a user would run them."""
-    model = ["--model", str(cfg.checkpoint), "--plots-dir", str(cfg.plots_dir)]
-    _run_script("viz_interpret.py", *model, "--split", cfg.split, "--method", cfg.method,
-                "--out", str(cfg.attributions_dir), "--batch-size", "256")
-    _run_script("viz_saliency.py", *model)
-    return {"attributions": str(cfg.attributions_dir)}
-
-
-def step_motifs(cfg: PipelineConfig) -> dict:
-    from .motifs import ModiscoConfig, discover, load_attributions
-    from .synthetic import DECOY_MOTIF, TASK_MOTIFS
-
-    mcfg = ModiscoConfig() if cfg.max_seqlets is None else \
-        ModiscoConfig(max_seqlets_per_metacluster=cfg.max_seqlets)
-    attributions = load_attributions(cfg.attributions_dir)
-    truth = None
-    if cfg.data is None:  # the embedded dataset: its planted motifs are known
-        planted = {t: m for t, m in TASK_MOTIFS.items() if t in attributions}
-        if "GATA1+TAL1" in attributions:
-            planted["GATA1+TAL1"] = [TASK_MOTIFS["GATA1"], TASK_MOTIFS["TAL1"]]
-        truth = {"planted": planted, "decoy": DECOY_MOTIF}
-    return discover(attributions, cfg.modisco_dir, mcfg, ground_truth=truth,
-                    plots_dir=cfg.plots_dir)
-
-
-def step_summary(cfg: PipelineConfig) -> dict:
-    """modisco_files/summary.md: metrics, recovered motifs, figures."""
-    metrics_path = cfg.models_dir / "metrics.json"
-    recovery_path = cfg.modisco_dir / "recovery.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    lines = ["# caduceus-lrp summary", ""]
-    if metrics:
-        tasks = [k.split(".", 2)[2] for k in metrics if k.startswith("val.auroc.")]
-        lines += ["## Fine-tuning", "", "| task | val auROC | test auROC | test auPRC |",
-                  "|---|---:|---:|---:|"]
-        fmt = lambda k: f"{metrics[k]:.3f}" if isinstance(metrics.get(k), (int, float)) else "–"  # noqa: E731
-        for t in tasks:
-            lines.append(f"| {t} | {fmt(f'val.auroc.{t}')} | {fmt(f'test.auroc.{t}')} | "
-                         f"{fmt(f'test.auprc.{t}')} |")
-        lines.append(f"| **macro** | {fmt('val.macro_auroc')} | {fmt('test.macro_auroc')} | "
-                     f"{fmt('test.macro_auprc')} |")
-        lines.append("")
-    if recovery_path.exists():
-        from .tomtom import recovery_report
-
-        rec = json.loads(recovery_path.read_text())
-        lines += ["## Motif recovery (TF-MoDISco + Tomtom vs JASPAR 2024)", "",
-                  "A planted motif is recovered when it is the top Tomtom match (q < 0.05) of some "
-                  "pattern of the stacked run or of a task's own run; a task with several planted "
-                  "motifs must find each in its own run. The family column, beside the verdict, "
-                  "says whether a factor of the motif's JASPAR family (a paralog) is some "
-                  "pattern's top significant match.", "", "```", recovery_report(rec), "```",
-                  ""]
-    figures = sorted(p.name for p in cfg.plots_dir.glob("*.png")) if cfg.plots_dir.is_dir() else []
-    if figures:
-        lines += ["## Figures", ""] + [f"![{f}](../plots/{f})" for f in figures] + [""]
-    lines += ["Outputs: `final_models/best_model.pt`, `modisco_files/modisco_windows_200bp.h5`, "
-              "`big200bp.pos.meme`, `big200bp.neg.meme`, `tomtom_large_sample.tsv`, "
-              "`report/report.html`.", ""]
-    with atomic_path(cfg.modisco_dir / "summary.md") as tmp:
-        tmp.write_text("\n".join(lines))
-    return {"summary": str(cfg.modisco_dir / "summary.md")}
-
-
-def _step_table(cfg: PipelineConfig):
-    """step -> (function, parameters, inputs, outputs)."""
-    train_params = dataclasses.asdict(_train_config(cfg))
-    data_inputs = [cfg.data] if cfg.data else []
-    return {
-        "train": (step_train, train_params, data_inputs,
-                  [cfg.checkpoint, cfg.models_dir / "metrics.json"]),
-        "attribute": (step_attribute, {"method": cfg.method, "split": cfg.split},
-                      [cfg.checkpoint], [cfg.attributions_dir]),
-        "motifs": (step_motifs, {"max_seqlets": cfg.max_seqlets, "data": cfg.data},
-                   [cfg.attributions_dir],
-                   [cfg.modisco_dir / "modisco_windows_200bp.h5",
-                    cfg.modisco_dir / "tomtom_large_sample.tsv"]),
-        "summary": (step_summary, {}, [cfg.models_dir / "metrics.json",
-                                       cfg.modisco_dir / "recovery.json"],
-                    [cfg.modisco_dir / "summary.md"]),
-    }
-
-
-def run_pipeline(cfg: PipelineConfig) -> dict:
+def run_pipeline(cfg: PipelineConfig, log=print) -> dict:
     """Run the configured steps in order; returns {step: {"seconds", "skipped", "result"}}."""
-    table = _step_table(cfg)
+    table = step_table(cfg)
+    chosen = [s for s in STEPS if s in cfg.steps]
     report = {}
-    for i, step in enumerate(s for s in STEPS if s in cfg.steps):
+    for i, step in enumerate(chosen):
         fn, params, inputs, outputs = table[step]
-        key = _fingerprint(params, inputs)
-        prefix = f"[{i + 1}/{len(cfg.steps)}] {step}"
+        key = fingerprint(params, inputs)
+        prefix = f"[{i + 1}/{len(chosen)}] {step}"
         if _up_to_date(cfg, step, key, outputs):
-            print(f"{prefix}: up to date, skipped (--force recomputes)", flush=True)
+            log(f"{prefix}: up to date, skipped (--force recomputes)")
             report[step] = {"seconds": 0.0, "skipped": True}
             continue
-        print(f"{prefix}: running", flush=True)
+        log(f"{prefix}: running")
         start = time.perf_counter()
         result = fn(cfg)
         seconds = time.perf_counter() - start
-        _write_record(cfg, step, _fingerprint(params, inputs), seconds)
-        print(f"{prefix}: done in {seconds:.1f} s", flush=True)
+        with atomic_path(_record_path(cfg, step)) as tmp:
+            tmp.write_text(json.dumps({"key": fingerprint(params, inputs),
+                                       "seconds": round(seconds, 1)}) + "\n")
+        log(f"{prefix}: done in {seconds:.1f} s")
         report[step] = {"seconds": seconds, "skipped": False, "result": result}
     return report
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m caduceus_lrp",
-        description="Fine-tune Caduceus, explain it (LRP), and find the motifs it relies on "
-                    "(TF-MoDISco, Tomtom vs JASPAR). With no arguments: the embedded dataset.")
-    for f in dataclasses.fields(PipelineConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if isinstance(default, bool):
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
-        elif isinstance(default, list):
-            parser.add_argument(flag, nargs="+", default=default, help=f.metadata["help"])
-        else:
-            kind = int if f.name in ("epochs", "replicates", "n_synthetic", "max_seqlets") else str
-            parser.add_argument(flag, type=kind, default=default, help=f.metadata["help"])
-    return parser
-
-
-@cli_entry
-def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    args = build_parser().parse_args(argv)
-    cfg = PipelineConfig(**vars(args))
-    start = time.perf_counter()
-    report = run_pipeline(cfg)
-    steps = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in report.items())
-    print(f"pipeline finished in {time.perf_counter() - start:.1f} s ({steps}); "
-          f"summary: {cfg.modisco_dir / 'summary.md'}")
-    return 0

@@ -28,7 +28,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic, overload
 from torch.autograd.function import once_differentiable
 
-from caduceus_lrp.scan import compute_dtype
+from .scan_ref import check_shapes, compute_dtype
 
 __all__ = ["CHUNK", "LANES", "selective_scan_cpu"]
 
@@ -383,19 +383,6 @@ def _backward_kernel(u, delta, A, Bt, Ct, D, z, delta_bias, softplus, lanes, sta
                         dA[bi, j0 + j, m] = dA_acc[m, j]
 
 
-def _check_shapes(u, delta, A, B, C, D, z, delta_bias):
-    """ValueError naming the first argument whose shape does not fit u (b, d, l) and A (d, n)."""
-    b, d, l = u.shape
-    n = A.shape[-1]
-    expected = {"delta": (delta, (b, d, l)), "A": (A, (d, n)), "B": (B, (b, n, l)),
-                "C": (C, (b, n, l)), "D": (D, (d,)), "z": (z, (b, d, l)),
-                "delta_bias": (delta_bias, (d,))}
-    for name, (tensor, shape) in expected.items():
-        if tensor is not None and tuple(tensor.shape) != shape:
-            raise ValueError(f"selective_scan: {name} has shape {tuple(tensor.shape)}, "
-                             f"expected {shape} for u of shape {(b, d, l)} and A with n = {n}")
-
-
 def _array(t):
     """A C-contiguous numpy view of t (a copy only when t is not contiguous)."""
     return t.detach().contiguous().numpy()
@@ -489,7 +476,7 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta
     u, delta, z: (b, d, l); A: (d, n); B, C: (b, n, l); D, delta_bias: (d,).
     Computes in float64 for float64 u, else in float32; returns (b, d, l) in u's dtype.
     """
-    _check_shapes(u, delta, A, B, C, D, z, delta_bias)
+    check_shapes(u, delta, A, B, C, D, z, delta_bias)
     dtype = compute_dtype(u)
     D = u.new_zeros(u.shape[1]) if D is None else D
     delta_bias = u.new_zeros(u.shape[1]) if delta_bias is None else delta_bias

@@ -1,8 +1,11 @@
-"""DNA sequences as strings, Caduceus tokens and one-hot arrays; reverse complement, shuffles, fixed length.
+"""The DNA alphabet of the whole package: strings, Caduceus tokens and one-hot arrays; the reverse
+complement in every form, dinucleotide shuffles, fixed length.
 
 Glossary: b batch (sequences), l length. Tokens follow Caduceus's character tokenizer:
-A=7, C=8, G=9, T=10, N=11. Text is upper-cased first, then every byte that is not A, C, G or T
-becomes N. One-hot arrays are (b, l, 4) over A, C, G, T; N is the all-zero row.
+A=7, C=8, G=9, T=10, N=11 ([MASK] = 3). Text is upper-cased first, then every byte that is not
+A, C, G or T becomes N. One-hot arrays are (b, l, 4) over A, C, G, T (`BASES`); N is the
+all-zero row. Because the complement of A, C, G, T is T, G, C, A, the reverse complement of a
+one-hot array is the array with its length and base axes flipped (`flip_lc`).
 """
 from __future__ import annotations
 
@@ -10,26 +13,29 @@ import re
 
 import numpy as np
 
-__all__ = ["TOKEN_IDS", "N_TOKEN", "IUPAC", "NotOneHotError", "tokens", "one_hot", "tokens_to_one_hot",
+__all__ = ["BASES", "TOKEN_IDS", "BASE_TOKENS", "N_TOKEN", "MASK_TOKEN", "IUPAC", "flip_lc", "NotOneHotError", "tokens", "one_hot", "tokens_to_one_hot",
            "one_hot_to_tokens", "one_hot_to_strings", "reverse_complement",
            "dinucleotide_shuffle", "fit_length", "first_invalid"]
 
+BASES = "ACGT"  # the order of one-hot columns, PPM columns and logo letters everywhere
 TOKEN_IDS = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
+BASE_TOKENS = tuple(TOKEN_IDS[b] for b in BASES)  # (7, 8, 9, 10): the token of each one-hot column
 N_TOKEN = TOKEN_IDS["N"]
+MASK_TOKEN = 3  # [MASK] of the Caduceus tokenizer
 IUPAC = "ACGTRYSWKMBDHVN"  # the nucleotide codes a sequence may hold (either case); all but ACGT read as N
 
 _BYTE_TOKEN = np.full(256, N_TOKEN, dtype=np.uint8)  # byte -> token
 for _base, _token in TOKEN_IDS.items():
     _BYTE_TOKEN[ord(_base)] = _BYTE_TOKEN[ord(_base.lower())] = _token
 _TOKEN_ONE_HOT = np.zeros((256, 4), dtype=np.float32)  # token -> one-hot row
-for _i, _base in enumerate("ACGT"):
+for _i, _base in enumerate(BASES):
     _TOKEN_ONE_HOT[TOKEN_IDS[_base], _i] = 1.0
 _BYTE_ONE_HOT = _TOKEN_ONE_HOT[_BYTE_TOKEN]  # byte -> one-hot row: the 256-entry table one_hot uses
 _TOKEN_LETTER = np.full(256, ord("N"), dtype=np.uint8)  # token -> byte
 for _base, _token in TOKEN_IDS.items():
     _TOKEN_LETTER[_token] = ord(_base)
 _TOKEN_COMPLEMENT = np.arange(256, dtype=np.uint8)
-_TOKEN_COMPLEMENT[[7, 8, 9, 10]] = [10, 9, 8, 7]
+_TOKEN_COMPLEMENT[list(BASE_TOKENS)] = BASE_TOKENS[::-1]
 _COMPLEMENT = str.maketrans("ACGTRYSWKMBDHVNacgtryswkmbdhvn", "TGCAYRSWMKVHDBNtgcayrswmkvhdbn")
 _NON_IUPAC = re.compile(f"[^{IUPAC}{IUPAC.lower()}]")
 
@@ -165,6 +171,18 @@ def one_hot_to_strings(x):
     return [row.tobytes().decode("ascii") for row in letters]
 
 
+def flip_lc(x):
+    """The length and channel axes of (..., l, c) flipped, for a numpy array or a torch tensor.
+
+    For one-hot (..., l, 4) over A, C, G, T this is the reverse complement. For the hidden
+    states of an RC-equivariant (ps) Caduceus, whose second half of channels is the reverse
+    strand in reversed channel order, it maps one strand's half onto the other's.
+    """
+    if hasattr(x, "flip"):  # a torch tensor
+        return x.flip(dims=(-2, -1))
+    return np.asarray(x)[..., ::-1, ::-1]
+
+
 def reverse_complement(x):
     """Reverse complement of a str (IUPAC codes, case kept), a token array (..., l) or a one-hot
     array (b, l, 4); arrays come back as new contiguous arrays of the same dtype."""
@@ -172,7 +190,7 @@ def reverse_complement(x):
         return x.translate(_COMPLEMENT)[::-1]
     x = np.asarray(x)
     if x.ndim == 3 and x.shape[-1] == 4:
-        return np.ascontiguousarray(x[..., ::-1, ::-1])
+        return np.ascontiguousarray(flip_lc(x))
     return np.take(_TOKEN_COMPLEMENT, _check_tokens(x)[..., ::-1]).astype(x.dtype)
 
 

@@ -2,12 +2,14 @@
 
     python caduceus_lrp/test_gpu.py [--length 4096] [--batch 4]
 
-On a CPU-only machine it reports that and exits 0 (nothing to check). On a GPU it reports torch,
-CUDA and mamba-ssm, compares `selective_scan` on CUDA (mamba-ssm's kernel when importable, else the
-PyTorch path on CUDA) with the float64 reference on the CPU, runs one forward pass of a random
-131k-architecture ps model on both devices, explains one sequence with LRP on both (conservation
-on CUDA, agreement with the CPU, the model left on CUDA), and prints throughput. Exit status 1 if a
-check fails.
+On a CPU-only machine it reports that (and the CPU scan path) and exits 0 (nothing to check). On
+a GPU it reports torch, CUDA, mamba-ssm and triton, which scan path CUDA tensors take and why
+(`scan_path_reason`: mamba-ssm's kernel when its extension imports, else the Triton kernels, else
+the PyTorch reference loop), compares `selective_scan` on CUDA with the float64 reference on the
+CPU, compares the Triton scan (output and the gradients of all inputs) with the reference, runs
+one forward pass of a random 131k-architecture ps model on both devices, explains one sequence
+with LRP on both (conservation on CUDA, agreement with the CPU, the model left on CUDA), and
+prints throughput. Exit status 1 if a check fails.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import torch
 if __package__ in (None, ""):  # run as a script: make the package importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from caduceus_lrp.scan import _mamba_ssm_scan, selective_scan, selective_scan_ref  # noqa: E402
+from caduceus_lrp.scan import (scan_path, scan_path_reason, selective_scan,  # noqa: E402
+                               selective_scan_ref, triton_scan)
 
 
 def _report():
@@ -34,7 +37,16 @@ def _report():
 
         print(f"mamba-ssm {mamba_ssm.__version__}")
     except Exception as err:  # not installed, or a build for another CUDA
-        print(f"mamba-ssm not usable ({type(err).__name__}); the PyTorch scan is used on CUDA")
+        print(f"mamba-ssm not usable ({type(err).__name__})")
+    try:
+        import triton
+
+        print(f"triton {triton.__version__}")
+    except Exception as err:
+        print(f"triton not usable ({type(err).__name__})")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    probe = torch.zeros(1, 1, 1, device=device)
+    print(f"scan path for {device} tensors: {scan_path_reason(probe)}")
 
 
 def _scan_inputs(b, e, n, length, device, dtype=torch.float32, seed=0):
@@ -52,7 +64,7 @@ def check_scan(b, length, tol=2e-3):
     out = selective_scan(**args, delta_softplus=True).double().cpu()
     ref = selective_scan_ref(**{k: v.double().cpu() for k, v in args.items()}, delta_softplus=True)
     err = ((out - ref).abs().max() / ref.abs().max()).item()
-    path = "mamba-ssm kernel" if _mamba_ssm_scan() is not None else "PyTorch reference on CUDA"
+    path = scan_path(args["u"])
     print(f"scan ({path}) b={b} l={length}: max relative error vs float64 reference {err:.2e} "
           f"({'ok' if err < tol else 'FAILED'})")
     torch.cuda.synchronize()
@@ -65,9 +77,34 @@ def check_scan(b, length, tol=2e-3):
     return err < tol
 
 
+def check_triton(b, length, tol=2e-5):
+    """The Triton scan on CUDA (whatever path the dispatcher prefers) against the float64 CPU
+    reference: the output and the gradients of all 8 inputs, max |error| / max |reference|."""
+    scan = triton_scan()
+    if scan is None:
+        print("triton scan: not importable, nothing to compare")
+        return True
+    names = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
+    args = {k: v.requires_grad_() for k, v in _scan_inputs(b, 64, 16, length, "cuda").items()}
+    grad = torch.randn(b, 64, length, generator=torch.Generator().manual_seed(1)).cuda()
+    out = scan(**args, delta_softplus=True)
+    got = [out, *torch.autograd.grad(out, [args[k] for k in names], grad)]
+    wide = {k: v.detach().double().cpu().requires_grad_() for k, v in args.items()}
+    ref_out = selective_scan_ref(**wide, delta_softplus=True)
+    ref = [ref_out, *torch.autograd.grad(ref_out, [wide[k] for k in names], grad.double().cpu())]
+    errs = {name: ((a.double().cpu() - r).abs().max() / r.abs().max()).item()
+            for name, a, r in zip(("out",) + names, got, ref)}
+    worst = max(errs, key=errs.get)
+    ok = errs[worst] < tol
+    print(f"triton scan b={b} d=64 l={length}: output and 8 gradients vs float64 reference, worst "
+          f"{errs[worst]:.2e} ({worst}) ({'ok' if ok else 'FAILED'})")
+    return ok
+
+
 def check_model(length, tol=1e-3):
     """One forward pass of a random 131k ps model on CUDA against the same model on the CPU."""
-    from caduceus_lrp import architecture_config, build_caduceus
+    from caduceus_lrp.config import architecture_config
+    from caduceus_lrp.model import build_caduceus
 
     model = build_caduceus(architecture_config("caduceus-ps_seqlen-131k_d_model-256_n_layer-16")).eval()
     ids = torch.randint(7, 11, (1, length), generator=torch.Generator().manual_seed(0))
@@ -87,11 +124,13 @@ def check_model(length, tol=1e-3):
 
 def check_lrp(length, tol=1e-3):
     """LRP of a random 131k-architecture ps classifier (max pooling) on CUDA against the CPU."""
-    from caduceus_lrp import CaduceusClassifier, architecture_config, explain
+    from caduceus_lrp.config import architecture_config
+    from caduceus_lrp.epi_head import CaduceusClassifier, classifier_config
+    from caduceus_lrp.explanation_model import explain
 
     cfg = architecture_config("caduceus-ps_seqlen-131k_d_model-256_n_layer-16")
     torch.manual_seed(0)
-    model = CaduceusClassifier(cfg, 2, "max").eval()
+    model = CaduceusClassifier(classifier_config(cfg, ["a", "b"], "max")).eval()
     x = torch.nn.functional.one_hot(torch.randint(0, 4, (2, length)), 4).float().numpy()
     cpu = explain(model, x, target=1, method="lrp")
     model.cuda()
@@ -119,7 +158,8 @@ def main(argv=None):
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (the CPU path is covered by the test suite)")
         return 0
-    ok = check_scan(args.batch, args.length) & check_model(args.length) & check_lrp(args.length // 2)
+    ok = (check_scan(args.batch, args.length) & check_triton(2, 777) & check_model(args.length)
+          & check_lrp(args.length // 2))
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     return 0 if ok else 1
 

@@ -1,7 +1,9 @@
 """Data: each input format read into the same container, splits, peak windows and GC-matched
-negatives, caching, the embedded dataset, the bad inputs of issue 4 (load_dataset and the CLI)."""
+negatives, caching, the embedded dataset, ground-truth files, and bad inputs (load_dataset and the
+`data` command)."""
 import gzip
 import logging
+import re
 import subprocess
 import sys
 
@@ -10,9 +12,11 @@ import numpy as np
 import pytest
 import scipy.io
 
-from caduceus_lrp import synthetic
-from caduceus_lrp.data import (DataConfig, SequenceDataset, add_arguments, config_from_args,
-                               embedded_dataset, load_dataset, main)
+from caduceus_lrp.cli import add_arguments, from_args
+from caduceus_lrp.commands import main as command
+from caduceus_lrp.data import (DataConfig, SequenceDataset, embedded_dataset, load_dataset,
+                               read_ground_truth, synthetic)
+from caduceus_lrp.data.ground_truth import read_sites
 from caduceus_lrp.errors import InputError
 from caduceus_lrp.sequence import one_hot, tokens
 
@@ -198,7 +202,7 @@ def test_peak_dataset_is_cached(tmp_path, monkeypatch):
     genome, _ = make_genome(tmp_path)
     peaks = make_peaks(tmp_path)
     first = load(tmp_path, [str(p) for p in sorted(peaks.iterdir())], genome=str(genome), seq_len=100)
-    import caduceus_lrp.peaks as peaks_module
+    import caduceus_lrp.data.peaks as peaks_module
 
     monkeypatch.setattr(peaks_module, "_peak_windows", lambda *a: pytest.fail("rebuilt the cached dataset"))
     second = load(tmp_path, [str(p) for p in sorted(peaks.iterdir())], genome=str(genome), seq_len=100)
@@ -322,7 +326,7 @@ def test_embedded_dataset_is_built_once_and_read_as_a_table(tmp_path):
     table, truth = embedded_dataset(cfg)
     assert ds.task_names == synthetic.TASKS and len(ds) == 300 and ds.seq_len == 200
     assert [int(np.sum(ds.split == s)) for s in ("train", "val", "test")] == [240, 30, 30]
-    assert set(synthetic.load_ground_truth(truth)["id"]) <= set(ds.ids)
+    assert set(read_sites(truth)["id"]) <= set(ds.ids)
     stamp = table.stat().st_mtime_ns
     again = load_dataset(cfg)
     assert table.stat().st_mtime_ns == stamp
@@ -363,12 +367,12 @@ def test_arguments_from_a_dataclass():
 
     parser = argparse.ArgumentParser()
     add_arguments(parser, Knobs)
-    assert config_from_args(Knobs, parser.parse_args([])) == Knobs()
-    assert config_from_args(Knobs, parser.parse_args(["--flag", "--names", "a", "b", "--rate", "2"])) \
+    assert from_args(Knobs, parser.parse_args([])) == Knobs()
+    assert from_args(Knobs, parser.parse_args(["--flag", "--names", "a", "b", "--rate", "2"])) \
         == Knobs(True, ["a", "b"], 2.0)
     parser = argparse.ArgumentParser()
     add_arguments(parser, DataConfig)
-    cfg = config_from_args(DataConfig, parser.parse_args(["--data", "x.tsv", "--val-chroms", "chr2"]))
+    cfg = from_args(DataConfig, parser.parse_args(["--data", "x.tsv", "--val-chroms", "chr2"]))
     assert cfg == DataConfig(data=["x.tsv"], val_chroms=["chr2"])
     assert "chromosomes held out for validation" in parser.format_help()
 
@@ -376,7 +380,8 @@ def test_arguments_from_a_dataclass():
 # ---------------------------------------------------------------- the command line
 
 def test_cli_prints_a_summary(tmp_path, capsys):
-    main(["--data", write(tmp_path / "t.tsv", TABLE), "--seq-len", "8", "--cache-dir", str(tmp_path)])
+    command(["data", "--data", write(tmp_path / "t.tsv", TABLE), "--seq-len", "8", "--cache-dir",
+             str(tmp_path)])
     out = capsys.readouterr().out
     assert "3 sequences of 8 bp: train 1  val 1  test 1" in out
     assert out.splitlines()[-2].split() == ["bound", "1", "0", "1"]
@@ -420,7 +425,45 @@ def test_cli_bad_input_in_process(tmp_path, monkeypatch, capsys, files, args, me
     write_files(tmp_path, files)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        main([*args, "--cache-dir", "cache"])
+        command(["data", *args, "--cache-dir", "cache"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.splitlines() == [err.strip()] and err.startswith(message)
     assert not (tmp_path / "cache").exists()
+
+
+# ---------------------------------------------------------------- ground truth files
+
+def test_ground_truth_from_a_site_table_and_a_motif_table(tmp_path):
+    cfg = DataConfig(cache_dir=str(tmp_path), n_synthetic=300)
+    truth = read_ground_truth(embedded_dataset(cfg)[1])
+    assert truth.planted == {t: [m] for t, m in synthetic.TASK_MOTIFS.items()}
+    assert truth.decoy == synthetic.DECOY_MOTIF
+    assert truth.motifs_of("GATA1+TAL1") == ["MA0035.5", "MA0091.2"]
+    ids = list(truth.sites["id"].unique()[:3])
+    for i, sites in zip(ids, truth.sites_of(ids, "GATA1+TAL1")):
+        rows = truth.sites[(truth.sites["id"] == i) & truth.sites["task"].isin(["GATA1", "TAL1"])]
+        assert sites == sorted(zip(rows["start"], rows["end"], rows["motif_name"]))
+    motifs = write(tmp_path / "m.csv", "task,motif_id\nA,MA0139.2\nB,\"MA0035.5, MA0091.2\"\n"
+                                       "decoy,MA1494.2\n")
+    truth = read_ground_truth(motifs)
+    assert truth.planted == {"A": ["MA0139.2"], "B": ["MA0035.5", "MA0091.2"]}
+    assert truth.decoy == "MA1494.2" and truth.sites is None
+    assert truth.for_tasks(["A", "C", "A+B"]) == {"A": ["MA0139.2"],
+                                                  "A+B": ["MA0139.2", "MA0035.5", "MA0091.2"]}
+    assert truth.sites_of(["x"], "A") == [[]]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("id\ttask\tstart\nx\tCTCF\t3\n", "line 1: expected the columns id, task, motif_id"),
+    ("", "empty file"),
+    ("task\tmotif_id\nCTCF\t\n", "line 2: needs a task and a JASPAR motif ID"),
+    ("task\tmotif_id\ndecoy\tMA1\ndecoy\tMA2\n", "more than one decoy motif"),
+    ("id\ttask\tmotif_id\tmotif_name\tstart\tend\tstrand\ns\tA\tM\tm\t4\tx\t+\n",
+     "line 2: end is not an integer: 'x'"),
+    ("id\ttask\tmotif_id\tmotif_name\tstart\tend\tstrand\ns\tA\tM\tm\t4\t4\t+\n",
+     "line 2: a site needs 0 <= start < end"),
+])
+def test_bad_ground_truth_files_are_named(tmp_path, text, message):
+    path = write(tmp_path / "truth.tsv", text)
+    with pytest.raises(InputError, match=f"truth.tsv: {re.escape(message)}"):
+        read_ground_truth(path)

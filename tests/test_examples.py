@@ -6,10 +6,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, perturbed_model, tiny_config
+from helpers import ROOT, make_checkpoint
 
-from caduceus_lrp.epi_head import CaduceusClassifier, save_finetuned
-from caduceus_lrp.synthetic import TASKS
+from caduceus_lrp.data.synthetic import TASKS
 
 SEQ_LEN = 160
 
@@ -19,15 +18,6 @@ def load_script(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def make_checkpoint(path, cache, d_model=16):
-    cfg = tiny_config(rcps=True, d_model=d_model)
-    model = CaduceusClassifier(cfg, len(TASKS))
-    model.backbone.load_state_dict(perturbed_model(cfg, dtype=torch.float32).caduceus.state_dict())
-    data = {"seq_len": SEQ_LEN, "n_synthetic": 200, "cache_dir": str(cache)}
-    save_finetuned(path, model, TASKS, extra={"config": {"data": data}})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -3,26 +3,25 @@ checks, the model left as it was, and the per-task files TF-MoDISco reads."""
 import numpy as np
 import pytest
 import torch
-from test_lrp import classifier, onehot
+from helpers import classifier, onehot
 
 from caduceus_lrp import explanation_model
+from caduceus_lrp.attribute import write_attributions
+from caduceus_lrp.cnn import CNNConfig, OneHotCNN
 from caduceus_lrp.data import SequenceDataset
-from caduceus_lrp.epi_head import rc_onehot
 from caduceus_lrp.errors import InputError
-from caduceus_lrp.explanation_model import METHODS, as_onehot, explain, write_attributions
-from caduceus_lrp.sequence import one_hot_to_strings, tokens
+from caduceus_lrp.explanation_model import METHODS, as_onehot, explain
+from caduceus_lrp.sequence import flip_lc, one_hot_to_strings, tokens
 
 
 @pytest.fixture(scope="module")
 def ps():
-    model = classifier(rcps=True)
-    model.task_names = ["a", "b", "c"]
-    return model
+    return classifier(rcps=True, task_names=["a", "b", "c"])
 
 
 def gradient(model, x, target):
     x = x.clone().requires_grad_(True)
-    return torch.autograd.grad(model(onehot=x)[:, target].sum(), x)[0]
+    return torch.autograd.grad(model(onehot=x).logits[:, target].sum(), x)[0]
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -33,7 +32,7 @@ def test_every_method_keeps_the_contract(ps, method):
     assert r.target == 1 and r.observed.shape == r.hypothetical.shape == (3, 16, 4)
     np.testing.assert_allclose(r.hypothetical.sum(-1), 0, atol=1e-12)        # centred
     with torch.no_grad():
-        np.testing.assert_allclose(r.logits, ps(onehot=x)[:, 1].numpy(), rtol=1e-12)
+        np.testing.assert_allclose(r.logits, ps(onehot=x).logits[:, 1].numpy(), rtol=1e-12)
     if method != "saliency":                                                   # on the observed base
         assert np.all(r.observed[x.numpy() == 0] == 0)
     assert (r.bias_relevance is not None) == (method == "lrp")
@@ -66,11 +65,11 @@ def test_ism_against_single_mutants(ps):
     r = explain(ps, x, target=1, method="ism", batch_size=7)
     effects = r.hypothetical + 0.0
     with torch.no_grad():
-        ref = ps(onehot=x)[:, 1]
+        ref = ps(onehot=x).logits[:, 1]
         for i, pos, base in [(0, 3, 2), (1, 11, 0), (1, 0, 3)]:
             mutant = x[i:i + 1].clone()
             mutant[0, pos] = torch.eye(4, dtype=x.dtype)[base]
-            delta = (ps(onehot=mutant)[0, 1] - ref[i]).item()
+            delta = (ps(onehot=mutant).logits[0, 1] - ref[i]).item()
             # the centred score differences between bases are the substitution effects
             obs = int(x[i, pos].argmax())
             assert effects[i, pos, base] - effects[i, pos, obs] == pytest.approx(delta, abs=1e-12)
@@ -86,7 +85,7 @@ def test_integrated_gradients_completeness(ps, baseline):
     if baseline == "shuffle":  # same letters, dinucleotide counts kept
         assert torch.equal(x0.sum(1), x.sum(1)) and not torch.equal(x0, x)
     with torch.no_grad():
-        gap = (ps(onehot=x)[:, 0] - ps(onehot=x0)[:, 0]).numpy()
+        gap = (ps(onehot=x).logits[:, 0] - ps(onehot=x0).logits[:, 0]).numpy()
     np.testing.assert_allclose(r.observed.sum((1, 2)), gap, rtol=1e-3, atol=1e-4)
 
 
@@ -95,7 +94,7 @@ def test_strings_equal_onehot_and_rc_equivariance_of_gradients(ps):
     strings = one_hot_to_strings(x.numpy())
     a, b = explain(ps, x, 1, method="corrected"), explain(ps, strings, 1, method="corrected")
     np.testing.assert_array_equal(a.observed, b.observed.astype(a.observed.dtype))
-    rc = explain(ps, rc_onehot(x), 1, method="corrected")
+    rc = explain(ps, flip_lc(x), 1, method="corrected")
     np.testing.assert_allclose(rc.observed, a.observed[:, ::-1, ::-1], atol=1e-12)
 
 
@@ -112,7 +111,7 @@ def test_model_comes_back_as_it_was(ps, monkeypatch):
     ps.train()
     try:
         recomputed = explain(ps, x)
-        assert ps.training and not ps.backbone.backbone.gradient_checkpointing
+        assert ps.training and not ps.caduceus.backbone.gradient_checkpointing
         assert all(p.grad is None and p.requires_grad for p in ps.parameters())
     finally:
         ps.eval()
@@ -146,7 +145,7 @@ def test_write_attributions_for_modisco(ps, tmp_path):
     labels = np.array([[1, 0, 0], [0, 0, 0], [1, 1, 0], [0, 1, 0], [1, 0, 0], [1, 1, 0]])
     split = np.array(["test", "test", "test", "train", "test", "test"])
     ds = SequenceDataset(tokens(seqs), labels, ["a", "b", "c"], split, [f"s{i}" for i in range(6)])
-    results = write_attributions(ps, ds, tmp_path, progress=False)
+    results = write_attributions(ps, ds.subset("test"), tmp_path, progress=False)
     assert sorted(results) == ["a", "b"]                      # c has no positive test sequence
     ohe = np.load(tmp_path / "a" / "ohe.npz")["arr_0"]
     hyp = np.load(tmp_path / "a" / "hyp.npz")["arr_0"]
@@ -158,3 +157,32 @@ def test_write_attributions_for_modisco(ps, tmp_path):
     np.testing.assert_allclose(hyp, direct.hypothetical.transpose(0, 2, 1), rtol=1e-12, atol=1e-14)
     assert np.load(tmp_path / "b" / "ohe.npz")["arr_0"].shape == (2, 4, 14)
     assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    return OneHotCNN(CNNConfig(filters=8, width=5), ["a", "b"]).double().eval()
+
+
+def test_the_cnn_baseline_is_explained_by_saliency_and_ism(cnn):
+    """explain() takes any one-hot -> logits model: saliency equals autograd on the CNN, ISM its
+    single mutants, and both keep RC equivariance (the CNN averages both strands)."""
+    x = onehot(b=3, l=20, seed=5)
+    sal = explain(cnn, x, target="b", method="saliency")
+    np.testing.assert_allclose(sal.observed, gradient(cnn, x, 1).numpy(), rtol=1e-12, atol=1e-14)
+    ism = explain(cnn, x, target=1, method="ism", batch_size=16)
+    mutant = x[:1].clone()
+    mutant[0, 7] = torch.eye(4, dtype=x.dtype)[(int(x[0, 7].argmax()) + 1) % 4]
+    with torch.no_grad():
+        delta = (cnn(onehot=mutant).logits[0, 1] - cnn(onehot=x[:1]).logits[0, 1]).item()
+    base, obs = (int(x[0, 7].argmax()) + 1) % 4, int(x[0, 7].argmax())
+    assert ism.hypothetical[0, 7, base] - ism.hypothetical[0, 7, obs] == pytest.approx(delta)
+    rc = explain(cnn, flip_lc(x), target=1, method="saliency")
+    np.testing.assert_allclose(rc.observed, sal.observed[:, ::-1, ::-1], atol=1e-12)
+
+
+def test_lrp_needs_a_caduceus_model(cnn):
+    with pytest.raises(InputError, match="--method lrp: the LRP rules cover Caduceus models, "
+                                         "not a OneHotCNN"):
+        explain(cnn, onehot(b=1, l=10), method="lrp")

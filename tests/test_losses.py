@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from caduceus_lrp.losses import EMA_DECAY, TaskWeights, loss_functions
+from caduceus_lrp.training.losses import EMA_DECAY, TaskWeights, loss_functions
 
 
 def test_loss_terms_per_task_and_per_sequence():

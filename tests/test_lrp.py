@@ -3,47 +3,21 @@ model's invariants: conservation, RC equivariance, batch independence, unchanged
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, perturbed_model, tiny_config
+from helpers import DT, ROOT, classifier, gen, onehot, randn
 
 from caduceus_lrp import lrp_layers
-from caduceus_lrp.epi_head import CaduceusClassifier, rc_onehot
-from caduceus_lrp.lrp_layers import (LRPCausalConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM, LRPSiLU,
-                                     half_gate, lrp_mode, silu_identity)
-from caduceus_lrp.model import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
+from caduceus_lrp.layers import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
+from caduceus_lrp.lrp_layers import (LRPCausalConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM,
+                                     LRPSiLU, half_gate, lrp_mode, silu_identity)
 from caduceus_lrp.scan import selective_scan_ref
-
-DT = torch.float64
-
-
-def gen(seed=0):
-    return torch.Generator().manual_seed(seed)
-
-
-def randn(*shape, seed=0):
-    return torch.randn(*shape, generator=gen(seed), dtype=DT)
-
-
-def classifier(rcps, seed=0, n_tasks=3, pooling="mean"):
-    """A tiny float64 classifier with a perturbed backbone and a non-trivial head (bias included)."""
-    cfg = tiny_config(rcps=rcps)
-    model = CaduceusClassifier(cfg, n_tasks, pooling).to(DT)
-    model.backbone.load_state_dict(perturbed_model(cfg, seed=seed).caduceus.state_dict())
-    with torch.no_grad():
-        model.head.linear.weight.copy_(randn(n_tasks, cfg.d_model, seed=seed + 2))
-        model.head.linear.bias.copy_(randn(n_tasks, seed=seed + 3))
-    return model.eval()
-
-
-def onehot(b=4, l=24, seed=0):
-    return F.one_hot(torch.randint(0, 4, (b, l), generator=gen(seed)), 4).to(DT)
-
+from caduceus_lrp.sequence import flip_lc
 
 def lrp(model, x, target=1):
     """(relevance (b, l, 4), bias relevance (b,), logits (b,)) by Gradient x Input in LRP mode."""
     with lrp_mode(model) as probe:
         x = x.clone().requires_grad_(True)
         p = probe.arm(x.shape[0], x.dtype, x.device)
-        logits = model(onehot=x)[:, target]
+        logits = model(onehot=x).logits[:, target]
         gx, gp = torch.autograd.grad(logits.sum(), [x, p])
     return (x * gx).detach(), gp, logits.detach()
 
@@ -199,9 +173,9 @@ def test_relevance_is_rc_equivariant(rcps):
     """ps by construction; ph through the post-hoc conjoined (averaged) evaluation."""
     model, x = classifier(rcps), onehot()
     rel, bias, logits = lrp(model, x)
-    rel_rc, bias_rc, logits_rc = lrp(model, rc_onehot(x))
+    rel_rc, bias_rc, logits_rc = lrp(model, flip_lc(x))
     scale = rel.abs().max()
-    assert (rel_rc - rc_onehot(rel)).abs().max() <= 1e-8 * scale
+    assert (rel_rc - flip_lc(rel)).abs().max() <= 1e-8 * scale
     torch.testing.assert_close(logits_rc, logits, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(bias_rc, bias, rtol=1e-10, atol=1e-12)
 
@@ -218,7 +192,7 @@ def test_batch_slice_equals_alone(rcps):
 def test_layer_recomputation_gives_the_same_relevance():
     model, x = classifier(rcps=True), onehot()
     plain = lrp(model, x)
-    model.backbone.backbone.gradient_checkpointing = True
+    model.caduceus.backbone.gradient_checkpointing = True
     recomputed = lrp(model, x)
     for a, b in zip(plain, recomputed):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
@@ -230,13 +204,14 @@ def test_forward_values_unchanged_and_model_restored(rcps):
     classes = {name: type(m) for name, m in model.named_modules()}
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        ref = model(onehot=x)
+        ref = model(onehot=x).logits
         with lrp_mode(model) as probe:
-            assert {type(m) for m in model.modules()} >= {LRPSiLU, LRPSelectiveSSM, LRPRMSNorm, LRPCausalConv1d}
-            plain = model(onehot=x)
+            assert {type(m) for m in model.modules()} >= {LRPSiLU, LRPSelectiveSSM, LRPRMSNorm,
+                                                          LRPCausalConv1d}
+            plain = model(onehot=x).logits
             probe.arm(x.shape[0], DT, "cpu")
-            probed = model(onehot=x)
-        after = model(onehot=x)
+            probed = model(onehot=x).logits
+        after = model(onehot=x).logits
     torch.testing.assert_close(plain, ref, rtol=1e-13, atol=1e-14)   # the fused scan's own silu
     assert torch.equal(probed, plain)
     assert torch.equal(after, ref)
@@ -261,10 +236,9 @@ def test_probe_rejects_a_batch_that_is_not_a_stack_of_the_samples():
 
 
 def test_trained_demo_model_conserves_in_float32():
-    path = ROOT / "final_models" / "best_model.pt"
-    if not path.exists():
-        pytest.skip("no trained demo model yet (python caduceus_lrp/train_caduceus_finetune.py)")
     from caduceus_lrp import explain, load_finetuned  # the import the user writes
+
+    path = ROOT / "final_models" / "best_model.pt"  # the committed demo model
 
     model = load_finetuned(path)
     x = onehot(b=8, l=200, seed=3).float()

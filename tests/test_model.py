@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, perturbed_model, tiny_config
+from helpers import FIXTURES, perturbed_model, tiny_config
 
 from caduceus_lrp import ARCHITECTURES, CaduceusConfig, architecture_config, load_caduceus
+from caduceus_lrp import layers as layers_module
 from caduceus_lrp.errors import InputError
-from caduceus_lrp import model as model_module
-from caduceus_lrp.model import CaduceusForMaskedLM, flip_lc, tied_keys
+from caduceus_lrp.model import CaduceusForMaskedLM, tied_weights
+from caduceus_lrp.sequence import flip_lc
 
 # -- exactness against the official implementation -------------------------------------------------
 
@@ -45,7 +46,7 @@ def test_official_fixture_float64(official):
 
 def test_ps_half_swap_matters():
     """Without the per-layer half swap the official ps fixture is not reproduced."""
-    folder = ROOT.parent / "shared/fixtures/caduceus_official/tiny_ps"
+    folder = FIXTURES / "tiny_ps"
     ref = np.load(folder / "reference.npz")
     model = load_caduceus(folder)
     for layer in model.caduceus.backbone.layers:
@@ -79,16 +80,20 @@ def test_published_parameter_counts_and_keys(name):
         own = ["conv1d.weight", "conv1d.bias", "x_proj.weight", "dt_proj.weight", "dt_proj.bias", "A_log", "D"]
         expected |= {f"{pre}{mixer}mamba_fwd.{k}" for k in own + ["in_proj.weight", "out_proj.weight"]}
         expected |= {f"{pre}{mixer}mamba_rev.{k}" for k in own}
-    stored = set(model.state_dict()) - tied_keys(cfg)
+    stored = set(model.state_dict()) - set(tied_weights(cfg, "caduceus.", lm_head=True))
     assert stored == expected
 
 
-def test_config_round_trip_keeps_published_form(tmp_path):
-    src = ROOT.parent / "shared/fixtures/caduceus_official/tiny_ps/config.json"
+def test_config_round_trip_keeps_every_published_field(tmp_path):
+    src = FIXTURES / "tiny_ps" / "config.json"
     cfg = CaduceusConfig.from_json(src)
     assert cfg.dt_rank == 2 and cfg.padded_vocab_size == 16 and cfg.complement_map[7] == 10
     cfg.to_json(tmp_path / "config.json")
-    assert json.loads((tmp_path / "config.json").read_text()) == json.loads(src.read_text())
+    written, published = (json.loads(p.read_text()) for p in (tmp_path / "config.json", src))
+    published.pop("transformers_version")
+    assert {k: written.get(k) for k in published if k != "torch_dtype"} == \
+        {k: v for k, v in published.items() if k != "torch_dtype"}
+    assert written["dtype"] == published["torch_dtype"] and written["model_type"] == "caduceus"
 
 
 def test_vocab_rounding_and_dt_rank():
@@ -149,7 +154,7 @@ def test_onehot_path_equals_token_path_and_gets_gradients(rcps):
 @pytest.mark.parametrize("rcps", [True, False])
 @pytest.mark.parametrize("rows_elements", [2 ** 26, 1])  # one group; one row per group
 def test_gradient_checkpointing_same_outputs_and_grads(rcps, rows_elements, monkeypatch):
-    monkeypatch.setattr(model_module, "RECOMPUTE_ROWS_ELEMENTS", rows_elements)
+    monkeypatch.setattr(layers_module, "RECOMPUTE_ROWS_ELEMENTS", rows_elements)
     model = perturbed_model(tiny_config(rcps=rcps))
     ids = _random_ids()
     grads = []
@@ -176,8 +181,8 @@ def test_gradients_with_the_fused_scan_equal_the_reference(rcps, monkeypatch):
     model = perturbed_model(tiny_config(rcps=rcps)).train()
     ids = _random_ids()
     grads = []
-    for scan in (model_module.selective_scan, selective_scan_ref):
-        monkeypatch.setattr(model_module, "selective_scan", scan)
+    for scan in (layers_module.selective_scan, selective_scan_ref):
+        monkeypatch.setattr(layers_module, "selective_scan", scan)
         model.zero_grad()
         model(ids).logits.square().mean().backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
@@ -214,7 +219,7 @@ def test_save_load_round_trip_exact(tmp_path, rcps):
 
 
 def test_load_pytorch_bin(tmp_path):
-    folder = ROOT.parent / "shared/fixtures/caduceus_official/tiny_ph"
+    folder = FIXTURES / "tiny_ph"
     shutil.copy(folder / "config.json", tmp_path)
     from safetensors.torch import load_file
 
@@ -225,7 +230,7 @@ def test_load_pytorch_bin(tmp_path):
 
 def _copy_fixture(tmp_path, name="tiny_ps"):
     dst = tmp_path / name
-    shutil.copytree(ROOT.parent / "shared/fixtures/caduceus_official" / name, dst)
+    shutil.copytree(FIXTURES / name, dst)
     dst.chmod(0o755)
     for f in dst.iterdir():
         f.chmod(0o644)

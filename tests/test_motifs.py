@@ -1,55 +1,28 @@
 """Motifs: JASPAR export, MEME round trips, Tomtom columns and statistics, peak windows, input
-checks, TF-MoDISco recovery of motifs planted in synthetic attributions, the CLI's errors."""
+checks, TF-MoDISco recovery of motifs planted in synthetic attributions, the pattern report, the
+`motifs` command's errors."""
 import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import CEBPB, CTCF, GATA1, SPI1, TAL1_TCF3, planted_attributions
 from memelite import tomtom
 from memelite.io import read_meme
 
+from caduceus_lrp.commands import main as command
+from caduceus_lrp.data.synthetic import jaspar_ppm
 from caduceus_lrp.errors import InputError
-from caduceus_lrp.meme import jaspar_families, jaspar_meme, read_motifs, write_meme
-from caduceus_lrp.motifs import (ModiscoConfig, check_attributions, load_patterns, main,
-                                 peak_starts, peak_windows, run_modisco)
-from caduceus_lrp.tomtom import (TOMTOM_COLUMNS, combine_recoveries, motif_recovery,
-                                 recovery_report, recovery_table, tomtom_table)
-
-CTCF, GATA1, TAL1_TCF3, SPI1, CEBPB = "MA0139.2", "MA0035.5", "MA0091.2", "MA0080.7", "MA0466.4"
+from caduceus_lrp.motifs import (STACKED, ModiscoConfig, check_attributions, combine_recoveries,
+                                 load_patterns, motif_recovery, peak_starts, peak_windows,
+                                 recovery_report, recovery_table, run_modisco)
+from caduceus_lrp.motifs.meme import jaspar_families, jaspar_meme, read_motifs, write_meme
+from caduceus_lrp.motifs.tomtom import TOMTOM_COLUMNS, tomtom_table
 
 
-def jaspar_ppm(matrix_id):
-    """PPM (w, 4) of a JASPAR2024 matrix straight from pyjaspar."""
-    from pyjaspar import jaspardb
-
-    m = jaspardb(release="JASPAR2024").fetch_motif_by_id(matrix_id)
-    counts = np.array([m.counts[b] for b in "ACGT"], dtype=float).T
-    return counts / counts.sum(axis=1, keepdims=True)
-
-
-def planted_attributions(motif_ids, n, length=200, noise=0.05, decoy=None, seed=0):
-    """Synthetic (one-hot, hypothetical) (n, length, 4): uniform random DNA with one site of each
-    JASPAR motif per sequence, sampled from its PPM on a random strand, each in its own segment
-    of the sequence. Hypothetical scores: the motif's log-odds at its site plus N(0, noise)
-    everywhere; a `decoy` motif is planted in the sequence only (no attribution)."""
-    rng = np.random.default_rng(seed)
-    seq = rng.integers(0, 4, (n, length))
-    hyp = rng.normal(0.0, noise, (n, length, 4))
-    planted = [(m, True) for m in motif_ids] + ([(decoy, False)] if decoy else [])
-    segment = length // len(planted)
-    for k, (motif_id, scored) in enumerate(planted):
-        ppm = jaspar_ppm(motif_id)
-        w = len(ppm)
-        log_odds = np.log2((ppm + 0.01) / 0.26)
-        for i in range(n):
-            s = k * segment + rng.integers(0, segment - w + 1)
-            site = np.minimum((rng.random((w, 1)) > ppm.cumsum(axis=1)).sum(axis=1), 3)  # (w,)
-            rc = rng.random() < 0.5
-            seq[i, s:s + w] = 3 - site[::-1] if rc else site
-            if scored:
-                hyp[i, s:s + w] += log_odds[::-1, ::-1] if rc else log_odds
-    return np.eye(4, dtype=np.float32)[seq], hyp.astype(np.float32)
+def main(argv):
+    return command(["motifs", *argv])
 
 
 @pytest.fixture(scope="session")
@@ -284,10 +257,11 @@ def discovered(tmp_path_factory, db):
     (root / "attr" / "tiny").mkdir()
     np.savez(root / "attr" / "tiny" / "ohe.npz", ohe.transpose(0, 2, 1))
     np.savez(root / "attr" / "tiny" / "hyp.npz", hyp.transpose(0, 2, 1))
-    (root / "truth.json").write_text(json.dumps({"planted": tasks, "decoy": GATA1}))
+    (root / "truth.tsv").write_text("task\tmotif_id\nctcf\tMA0139.2\nspi1\tMA0080.7\n"
+                                    f"decoy\t{GATA1}\n")
     code = main(["--attributions", str(root / "attr"), "--out", str(root / "out"),
                  "--plots", str(root / "plots"), "--jaspar", str(db),
-                 "--ground-truth", str(root / "truth.json")])
+                 "--ground-truth", str(root / "truth.tsv")])
     assert code == 0
     return root
 
@@ -305,6 +279,21 @@ def test_discover_recovers_the_planted_motifs_and_not_the_decoy(discovered):
     assert stacked[SPI1]["family"] == ["Ets-related"] and stacked[SPI1]["family_recovered"]
     assert not (discovered / "out" / "tasks" / "tiny").exists()
     assert (discovered / "plots" / "TF_motifs.png").stat().st_size > 10_000
+
+
+def test_pattern_report_lists_every_run_with_matches_and_families(discovered):
+    report = json.loads((discovered / "out" / "patterns.json").read_text())
+    assert list(report) == [STACKED, "task ctcf", "task spi1", "task tiny"]
+    assert "too few for TF-MoDISco" in report["task tiny"]
+    for run in (STACKED, "task ctcf", "task spi1"):
+        for row in report[run]:
+            assert row["n_seqlets"] >= 20 and 0 < row["peak_share"] <= 1
+            assert len(row["matches"]) == ModiscoConfig().n_matches
+            assert set(row["consensus"]) <= set("ACGT")
+    top = {r["matches"][0]["target"]: r for r in report[STACKED] if r["matches"][0]["significant"]}
+    assert "MA0139.2_CTCF" in top and top["MA0139.2_CTCF"]["matches"][0]["family"] == \
+        ["More than 3 adjacent zinc fingers"]
+    assert top["MA0139.2_CTCF"]["peak_share"] < 0.3  # a motif, not a single-base spike
 
 
 def test_discover_writes_modisco_meme_tomtom_and_report_files(discovered, db):
@@ -368,15 +357,19 @@ def _bad_inputs(root, kind):
     elif kind == "odd window":
         extra, message = ["--window", "201"], "window: must be even"
     elif kind == "bad ground truth":
-        (root / "gt.json").write_text('{"planted":\n {"t": "MA0139.2",}}')
-        extra, message = ["--ground-truth", str(root / "gt.json")], r"gt.json: line 2: "
+        (root / "gt.tsv").write_text("task\tmotif\nt\tMA0139.2\n")
+        extra, message = ["--ground-truth", str(root / "gt.tsv")], r"gt.tsv: line 1: expected"
+    elif kind == "unknown motif":
+        (root / "gt.tsv").write_text("task\tmotif_id\nt\tMA9999.9\n")
+        extra, message = ["--ground-truth", str(root / "gt.tsv")], \
+            r"gt.tsv: motif IDs not in the JASPAR database: MA9999.9"
     for name, x in arrays.items():
         np.savez(task / name, x)
     return root / "attr", extra, message
 
 
 @pytest.mark.parametrize("kind", ["no folder", "missing hyp", "wrong key", "wrong shape", "nan",
-                                  "all zero", "odd window", "bad ground truth"])
+                                  "all zero", "odd window", "bad ground truth", "unknown motif"])
 def test_cli_bad_inputs_print_one_line_and_exit_2(tmp_path, capsys, kind):
     attr, extra, message = _bad_inputs(tmp_path, kind)
     with pytest.raises(SystemExit) as exit_info:

@@ -4,9 +4,11 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from caduceus_lrp.meme import jaspar_meme
+from helpers import CTCF, SPI1, planted_attributions
+
+from caduceus_lrp.data import GroundTruth
 from caduceus_lrp.motifs import ModiscoConfig, discover
-from test_motifs import CTCF, SPI1, planted_attributions
+from caduceus_lrp.motifs.meme import jaspar_meme
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "TF_discovery" / "TF_DISCOVERY.ipynb"
 
@@ -16,7 +18,7 @@ def test_notebook_executes_on_fresh_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("CADUCEUS_LRP_OUT", str(tmp_path / "out"))
     ohe, hyp = planted_attributions([CTCF], 300, decoy=SPI1, seed=5)
     discover({"ctcf": (ohe, hyp)}, tmp_path / "out", ModiscoConfig(),
-             {"planted": {"ctcf": CTCF}, "decoy": SPI1}, db_meme=jaspar_meme())
+             GroundTruth({"ctcf": [CTCF]}, SPI1), db_meme=jaspar_meme())
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3",

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from caduceus_lrp.errors import InputError
+from caduceus_lrp.data.ground_truth import SITE_COLUMNS, read_sites
+from caduceus_lrp.data.synthetic import (COOPERATIVE_TASK, TASK_MOTIFS, TASKS, SyntheticConfig,
+                                         make_synthetic, motif_ppms)
 from caduceus_lrp.sequence import reverse_complement
-from caduceus_lrp.synthetic import (COOPERATIVE_TASK, GROUND_TRUTH_COLUMNS, TASK_MOTIFS, TASKS,
-                                    SyntheticConfig, load_ground_truth, make_synthetic, motif_ppms)
 
 NAMES = {"CTCF": "CTCF", "GATA1": "GATA1", "TAL1": "TAL1::TCF3", "SPI1": "Spi1", "CEBPB": "CEBPB",
          "decoy": "HNF4A"}
@@ -17,13 +17,13 @@ NAMES = {"CTCF": "CTCF", "GATA1": "GATA1", "TAL1": "TAL1::TCF3", "SPI1": "Spi1",
 def default_data(tmp_path_factory):
     """(table, ground truth) of the default configuration."""
     table, truth = make_synthetic(SyntheticConfig(), tmp_path_factory.mktemp("syn"))
-    return pd.read_csv(table, sep="\t"), load_ground_truth(truth)
+    return pd.read_csv(table, sep="\t"), read_sites(truth)
 
 
 def test_files_columns_and_split(default_data):
     table, truth = default_data
     assert list(table.columns) == ["id", "sequence", *TASKS, "split"]
-    assert list(truth.columns) == GROUND_TRUTH_COLUMNS
+    assert list(truth.columns) == SITE_COLUMNS
     assert len(table) == 6000 and table["id"].is_unique
     assert (table["sequence"].str.len() == 200).all()
     assert set("".join(table["sequence"])) == set("ACGT")
@@ -86,7 +86,7 @@ def test_sites_follow_strand_and_consensus(tmp_path):
     table, truth = make_synthetic(SyntheticConfig(n_sequences=300, consensus_bias=1000.0), tmp_path)
     seqs = dict(pd.read_csv(table, sep="\t")[["id", "sequence"]].to_numpy())
     consensus = {name: "".join("ACGT"[i] for i in ppm.argmax(axis=1)) for name, ppm in motif_ppms().items()}
-    truth = load_ground_truth(truth)
+    truth = read_sites(truth)
     assert set(truth["strand"]) == {"+", "-"}
     for id_, name, start, end, strand in truth[["id", "motif_name", "start", "end", "strand"]].to_numpy():
         site = seqs[id_][start:end]
@@ -115,15 +115,28 @@ def test_motif_ppms_are_the_jaspar_matrices():
     assert motif_ppms()["CTCF"].sum() == pytest.approx(15)
 
 
-def test_bad_configurations_and_ground_truth_files(tmp_path):
+def test_bad_configurations(tmp_path):
     with pytest.raises(ValueError, match="motif_prob must lie in"):
         SyntheticConfig(motif_prob=1.5)
     with pytest.raises(ValueError, match="cannot hold 2 sites of every motif"):
         make_synthetic(SyntheticConfig(seq_len=100), tmp_path)
-    bad = tmp_path / "truth.tsv"
-    bad.write_text("id\ttask\tstart\nx\tCTCF\t3\n")
-    with pytest.raises(InputError, match="truth.tsv: line 1: expected columns id, task, motif_id"):
-        load_ground_truth(bad)
-    bad.write_text("")
-    with pytest.raises(InputError, match="truth.tsv: empty file"):
-        load_ground_truth(bad)
+    with pytest.raises(ValueError, match="pair \\('A', 'CTCF'\\): needs two of the tasks"):
+        SyntheticConfig(pairs=[("A", "CTCF")])
+    with pytest.raises(ValueError, match="MA9999.9: not a JASPAR 2024 matrix ID"):
+        make_synthetic(SyntheticConfig(motifs={"X": "MA9999.9"}, pairs=[]), tmp_path)
+
+
+def test_other_motifs_pairs_and_no_decoy(tmp_path):
+    """A dataset of other JASPAR motifs (the benchmark suite's kind): its tasks, pairs, sites."""
+    cfg = SyntheticConfig(n_sequences=400, seq_len=150, gc=0.5,
+                          motifs={"FOXA2": "MA0047.4", "REST": "MA0138.3", "YY1": "MA0095.4"},
+                          pairs=[("FOXA2", "YY1")], decoy=None, seed=3)
+    table, truth = make_synthetic(cfg, tmp_path)
+    table, truth = pd.read_csv(table, sep="\t"), read_sites(truth)
+    assert cfg.tasks == ["FOXA2", "REST", "YY1", "FOXA2+YY1"]
+    assert list(table.columns) == ["id", "sequence", *cfg.tasks, "split"]
+    assert set(truth["task"]) == {"FOXA2", "REST", "YY1"}  # no decoy rows
+    planted = truth.groupby("task")["id"].agg(set)
+    both = table["id"].isin(planted["FOXA2"] & planted["YY1"]).astype(int)
+    np.testing.assert_array_equal(table["FOXA2+YY1"], both)
+    assert set(motif_ppms(cfg)) == set(truth["motif_name"])

@@ -1,0 +1,245 @@
+"""The attribution step: every task's positive sequences attributed and saved for TF-MoDISco, with
+the figures that check the attributions (conservation, relevance at planted sites, saliency maps).
+
+Glossary: N sequences, l length, t tasks. `run_attribute` is what the pipeline's attribute step and
+`examples/viz_interpret.py` run; `saliency_figures` what `examples/viz_saliency.py` runs. Files:
+`<out>/<task>/ohe.npz` and `hyp.npz` (key arr_0, (N, 4, l): what `modisco motifs -s -a` reads;
+hypothetical scores centred per position).
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import attribution_plots as figures
+from .attribution_metrics import site_auroc, site_mask
+from .checkpoint import load_model, read_checkpoint
+from .cli import option
+from .data import SPLITS, DataConfig, GroundTruth, ground_truth_for, load_dataset
+from .errors import InputError
+from .explanation_model import METHODS, explain, task_index
+from .io_utils import atomic_path
+from .sequence import one_hot_to_strings
+
+__all__ = ["AttributeConfig", "checkpoint_data", "write_attributions", "run_attribute",
+           "saliency_figures", "saliency_rows", "first_positive", "helix_figures"]
+
+
+@dataclass
+class AttributeConfig:
+    """How the attribute step attributes and what it draws; one --flag per field."""
+
+    method: str = option("lrp", "attribution method of the TF-MoDISco input",
+                         choices=tuple(METHODS))
+    split: str = option("test", "split whose positive sequences are attributed",
+                        choices=(*SPLITS, "all"))
+    attribution_batch_size: int = option(64, "sequences per attribution pass")
+    compare: list[str] = option(["saliency", "corrected", "lrp"], (
+        "methods compared at planted sites in plots/dist_attribution.png (needs ground truth "
+        "with site positions)"))
+    max_sequences: int = option(200, "positive sequences per task in that comparison")
+
+    def __post_init__(self):
+        for name in [self.method, *self.compare]:
+            if name not in METHODS:
+                raise InputError(f"--method/--compare: unknown method {name!r}; choose one of "
+                                 f"{', '.join(METHODS)}")
+        if self.split not in (*SPLITS, "all"):
+            raise InputError(f"--split: unknown split {self.split!r}; choose one of "
+                             f"{', '.join(SPLITS)}, all")
+        if self.attribution_batch_size < 1 or self.max_sequences < 1:
+            raise InputError("--attribution-batch-size, --max-sequences: must be at least 1")
+
+
+def checkpoint_data(path, data=None) -> DataConfig:
+    """The DataConfig the checkpoint at `path` was trained with (the embedded dataset when it
+    records none); `data` (paths) replaces its input, keeping its other settings (sequence length,
+    labels, genome)."""
+    stored = read_checkpoint(path).get("extra", {}).get("config", {}).get("data", {})
+    names = {f.name for f in dataclasses.fields(DataConfig)}
+    cfg = DataConfig(**{k: v for k, v in stored.items() if k in names})
+    return cfg if not data else dataclasses.replace(cfg, data=list(data))
+
+
+def write_attributions(model, dataset, out_dir, method="lrp", batch_size=32, device=None,
+                       progress=True, **options) -> dict:
+    """Attribute every task's positive sequences of `dataset` for that task and write
+    `<out_dir>/<task>/ohe.npz` and `hyp.npz`. Returns {task: Attribution}; tasks without
+    positives are skipped."""
+    missing = [t for t in model.task_names if t not in dataset.task_names]
+    if missing:
+        raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
+                         f"(it has {', '.join(dataset.task_names)})")
+    onehot = dataset.one_hot()
+    results = {}
+    for k, task in enumerate(model.task_names):
+        positive = dataset.positives(task)
+        if not len(positive):
+            continue
+        result = explain(model, onehot[positive], target=k, method=method, batch_size=batch_size,
+                         device=device, progress=progress, **options)
+        folder = Path(out_dir) / task
+        for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
+            with atomic_path(folder / name) as tmp:
+                np.savez(tmp, np.ascontiguousarray(array.transpose(0, 2, 1)))
+        results[task] = result
+    return results
+
+
+def _site_and_background(model, onehot, mask, target, method, batch_size, device):
+    """|position relevance| normalised by each sequence's maximum, at sites and elsewhere, and
+    each sequence's site AUROC."""
+    result = explain(model, onehot, target=target, method=method, batch_size=batch_size,
+                     device=device)
+    score = np.abs(result.observed).sum(-1)
+    score = score / np.maximum(score.max(axis=1, keepdims=True), np.finfo(score.dtype).tiny)
+    return score[mask], score[~mask], site_auroc(score, mask)
+
+
+def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=None,
+                  ground_truth=None, device=None, log=print) -> dict:
+    """Attribute the positives of cfg.split for every task of the checkpoint at `model_path`
+    (`write_attributions` into `out_dir`); write plots_dir/conservation.png (LRP) and, with
+    ground truth that has site positions, plots_dir/dist_attribution.png (cfg.compare methods at
+    planted sites against background). Returns a summary: sequences per task, the largest
+    conservation error (LRP) and the mean site AUROC per task and method."""
+    model = load_model(model_path)
+    data_cfg = checkpoint_data(model_path, data)
+    dataset = load_dataset(data_cfg).subset(cfg.split)
+    results = write_attributions(model, dataset, out_dir, cfg.method,
+                                 cfg.attribution_batch_size, device)
+    if not results:
+        raise InputError(f"--split: no positive {cfg.split} sequence for any task")
+    log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method})")
+    summary = {"method": cfg.method, "split": cfg.split,
+               "sequences": {t: len(r.logits) for t, r in results.items()}}
+    if cfg.method == "lrp":
+        cat = {k: np.concatenate([getattr(r, k) for r in results.values()])
+               for k in ("logits", "bias_relevance", "observed")}
+        figures.plot_conservation(cat["logits"], cat["observed"].sum((1, 2)),
+                                  cat["bias_relevance"], Path(plots_dir) / "conservation.png")
+        error = float(np.concatenate([r.conservation_error for r in results.values()]).max())
+        summary["conservation_error"] = error
+        log(f"wrote {plots_dir}/conservation.png; largest relative conservation error {error:.1e}")
+    truth = ground_truth_for(data_cfg, ground_truth)
+    if truth is None or truth.sites is None:
+        log("no planted-site positions (give --ground-truth with a site table): no "
+            "dist_attribution.png")
+        return summary
+    summary["site_auroc"] = _compare_at_sites(model, dataset, truth, cfg, plots_dir, device, log)
+    return summary
+
+
+def _compare_at_sites(model, dataset, truth: GroundTruth, cfg, plots_dir, device, log) -> dict:
+    per_method = {m: ([], []) for m in cfg.compare}
+    aurocs = {}
+    onehot_all = dataset.one_hot()
+    for k, task in enumerate(model.task_names):
+        rows = dataset.positives(task)[:cfg.max_sequences]
+        if not len(rows):
+            continue
+        mask = site_mask(truth.sites_of([dataset.ids[r] for r in rows], task), dataset.seq_len)
+        for m in cfg.compare:
+            site, background, auroc = _site_and_background(model, onehot_all[rows], mask, k, m,
+                                                           cfg.attribution_batch_size, device)
+            per_method[m][0].append(site)
+            per_method[m][1].append(background)
+            aurocs.setdefault(task, {})[m] = float(np.nanmean(auroc))
+        log(f"  {task:<14} site AUROC of the first {len(rows)} positives: "
+            + ", ".join(f"{m} {a:.3f}" for m, a in aurocs[task].items()))
+    path = figures.plot_dist_attribution(
+        {m: (np.concatenate(s), np.concatenate(b)) for m, (s, b) in per_method.items()},
+        path=Path(plots_dir) / "dist_attribution.png")
+    log(f"wrote {path}")
+    return aurocs
+
+
+def first_positive(dataset, task_name: str, hint: str) -> int:
+    """Row of the first positive sequence of `task_name` in `dataset`; an InputError ending in
+    `hint` (how to choose sequences instead) when the dataset has no such labels or positives."""
+    if task_name not in dataset.task_names:
+        raise InputError(f"--data: has no labels for task {task_name!r}; {hint}")
+    positives = dataset.positives(task_name)
+    if len(positives) == 0:
+        raise InputError(f"--split: no positive sequence of task {task_name!r}; {hint}")
+    return int(positives[0])
+
+
+def _safe(name):
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+def saliency_figures(model, onehot, ids, targets, method, plots_dir, truth=None, rows=None,
+                     flank=12, device=None, log=print) -> list[Path]:
+    """For each target task (names or indices) and its sequences, plots_dir/saliency_<task>_<id>.png
+    (hypothetical scores as a heatmap, the observed track as a logo, planted sites shaded), and
+    plots_dir/zoomed_in_sample.png around the first one's first site (or its most relevant
+    position). onehot (N, l, 4) and ids (N) are the candidate sequences; `rows` maps each target
+    to its rows (default: all)."""
+    written, zoom = [], None
+    for target in targets:
+        k = task_index(model, target)
+        name = model.task_names[k]
+        chosen = list(range(len(onehot))) if rows is None else rows[target]
+        result = explain(model, onehot[chosen], target=k, method=method, device=device)
+        sites = (truth.sites_of([ids[r] for r in chosen], name) if truth is not None
+                 else [[] for _ in chosen])
+        for j, r in enumerate(chosen):
+            title = f"{name} · {ids[r]} · {method} · logit {result.logits[j]:+.3f}"
+            path = figures.plot_attribution(onehot[r], result.hypothetical[j], sites[j], title,
+                                            path=Path(plots_dir) / f"saliency_{_safe(name)}_"
+                                                                   f"{_safe(ids[r])}.png")
+            written.append(path)
+            log(f"wrote {path}")
+            if zoom is None:
+                zoom = (onehot[r], result.hypothetical[j], sites[j], title,
+                        result.observed[j].sum(-1))
+    x, hyp, sites, title, position = zoom
+    start, end = (sites[0][0], sites[0][1]) if sites else (int(abs(position).argmax()),) * 2
+    window = (max(0, start - flank), min(len(x), max(end, start + 1) + flank))
+    path = figures.plot_attribution(x, hyp, sites, title, window=window,
+                                    path=Path(plots_dir) / "zoomed_in_sample.png")
+    log(f"wrote {path}")
+    return written + [path]
+
+
+def saliency_rows(dataset, model, targets, ids=None) -> dict:
+    """{target: rows of `dataset` to draw}: the rows of `ids` for every target, or each target
+    task's first positive sequence."""
+    if ids is not None:
+        unknown = [i for i in ids if i not in dataset.ids]
+        if unknown:
+            raise InputError(f"--ids: not in the split: {', '.join(unknown[:5])}")
+        return {t: [dataset.ids.index(i) for i in ids] for t in targets}
+    return {t: [first_positive(dataset, model.task_names[task_index(model, t)],
+                               "choose sequences with --ids")] for t in targets}
+
+
+HELIX_WINDOW = 40  # bp drawn by default, centred on the most relevant position
+
+
+def helix_figures(model, onehot, target, method, label, png, html=None, window=None,
+                  device=None) -> tuple[Path, Path | None]:
+    """One sequence (onehot (1, l, 4)) as a 3-D double helix coloured by its relevance for
+    `target`: `png` and, when plotly is installed, the interactive `html`. `window` (start, end)
+    chooses the bases drawn (default HELIX_WINDOW bp around the most relevant position)."""
+    k = task_index(model, target)
+    result = explain(model, onehot, target=k, method=method, device=device)
+    relevance = result.observed[0].sum(-1)
+    length = len(relevance)
+    if window is None:
+        centre = int(np.abs(relevance).argmax())
+        start = min(max(0, centre - HELIX_WINDOW // 2), max(0, length - HELIX_WINDOW))
+        window = (start, min(length, start + HELIX_WINDOW))
+    start, end = window
+    if not 0 <= start < end <= length:
+        raise InputError(f"--window: {start} {end} is not inside the {length}-bp sequence")
+    sequence = one_hot_to_strings(onehot)[0][start:end]
+    title = f"{model.task_names[k]} · {label} · {method} · bp {start}-{end}"
+    png = figures.plot_helix(sequence, relevance[start:end], title, path=png)
+    html = figures.write_helix_html(html, sequence, relevance[start:end], title) if html else None
+    return png, html

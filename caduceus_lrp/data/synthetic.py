@@ -1,0 +1,184 @@
+"""Planted-motif datasets: real JASPAR 2024 motifs planted in i.i.d. background DNA, with ground truth.
+
+The embedded dataset (the defaults of `SyntheticConfig`) and the benchmark datasets of other
+motifs are made here. Each sequence is i.i.d. background at `gc` G+C. Each task's motif is
+planted with probability `motif_prob`; each pair (A, B) is also planted together with
+probability `pair_prob`; the decoy motif (default HNF4A, a nuclear receptor unrelated to the
+embedded five) with probability `decoy_prob` and labels nothing. A planted motif gets
+1..`max_sites` sites, each drawn from its position probability matrix (PPM) raised to
+`consensus_bias` and renormalised (1: the PWM itself; larger: closer to the consensus), on a
+random strand, at random non-overlapping positions. Labels: a task is 1 when its motif was
+planted; the cooperative task "A+B" of a pair is 1 when both were (the simulation of the DeepLIFT
+paper). Glossary: b sequences, l length, w motif width, m motifs.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io_utils import atomic_path
+from ..sequence import BASES
+from .ground_truth import DECOY_TASK, SITE_COLUMNS
+
+__all__ = ["TASK_MOTIFS", "DECOY_MOTIF", "COOPERATIVE_TASK", "TASKS", "TABLE_NAME",
+           "GROUND_TRUTH_NAME", "SyntheticConfig", "jaspar_ppm", "motif_ppms", "make_synthetic"]
+
+TASK_MOTIFS = {"CTCF": "MA0139.2", "GATA1": "MA0035.5", "TAL1": "MA0091.2", "SPI1": "MA0080.7",
+               "CEBPB": "MA0466.4"}  # task -> JASPAR 2024 matrix (TAL1::TCF3, Spi1 in JASPAR)
+DECOY_MOTIF = "MA1494.2"  # HNF4A
+COOPERATIVE_TASK = "GATA1+TAL1"
+TASKS = [*TASK_MOTIFS, COOPERATIVE_TASK]
+TABLE_NAME, GROUND_TRUTH_NAME = "synthetic.tsv", "ground_truth.tsv"
+
+
+@dataclass
+class SyntheticConfig:
+    """Knobs of a planted-motif dataset (see the module docstring for what each does); the
+    defaults make the embedded dataset."""
+    n_sequences: int = 6000
+    seq_len: int = 200
+    gc: float = 0.41
+    motifs: dict[str, str] = field(default_factory=lambda: dict(TASK_MOTIFS))
+    pairs: list[tuple[str, str]] = field(default_factory=lambda: [("GATA1", "TAL1")])
+    decoy: str | None = DECOY_MOTIF
+    motif_prob: float = 0.16
+    pair_prob: float = 0.06
+    decoy_prob: float = 0.3
+    max_sites: int = 2
+    consensus_bias: float = 1.0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("gc", "motif_prob", "pair_prob", "decoy_prob", "val_fraction", "test_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+        if self.val_fraction + self.test_fraction > 1.0:
+            raise ValueError("val_fraction + test_fraction must be at most 1")
+        if self.n_sequences < 1 or self.max_sites < 1 or self.consensus_bias <= 0:
+            raise ValueError("n_sequences and max_sites must be positive, consensus_bias > 0")
+        self.pairs = [tuple(p) for p in self.pairs]
+        for pair in self.pairs:
+            if len(pair) != 2 or not set(pair) <= set(self.motifs):
+                raise ValueError(f"pair {pair}: needs two of the tasks {', '.join(self.motifs)}")
+        if DECOY_TASK in self.motifs:
+            raise ValueError(f"{DECOY_TASK!r} is reserved for the decoy motif")
+
+    @property
+    def tasks(self) -> list[str]:
+        """Label columns: one per motif, then one "A+B" per pair."""
+        return [*self.motifs, *("+".join(p) for p in self.pairs)]
+
+
+@functools.lru_cache(maxsize=None)
+def _jaspar_motif(matrix_id: str):
+    """(JASPAR name, PPM (w, 4) read-only) of a JASPAR 2024 matrix, read offline by pyjaspar."""
+    from pyjaspar import jaspardb
+
+    motif = jaspardb(release="JASPAR2024").fetch_motif_by_id(matrix_id)
+    if motif is None:
+        raise ValueError(f"{matrix_id}: not a JASPAR 2024 matrix ID")
+    counts = np.array([motif.counts[base] for base in BASES], dtype=np.float64).T
+    ppm = counts / counts.sum(axis=1, keepdims=True)
+    ppm.flags.writeable = False
+    return motif.name, ppm
+
+
+def jaspar_ppm(matrix_id: str) -> np.ndarray:
+    """The PPM (w, 4) over A, C, G, T of a JASPAR 2024 matrix ID (a copy)."""
+    return _jaspar_motif(matrix_id)[1].copy()
+
+
+def _planted(cfg: SyntheticConfig):
+    """[(task, matrix id, JASPAR name, PPM)] in drawing order: the tasks' motifs, then the decoy."""
+    items = [*cfg.motifs.items(), *([(DECOY_TASK, cfg.decoy)] if cfg.decoy else [])]
+    return [(task, mid, *_jaspar_motif(mid)) for task, mid in items]
+
+
+def motif_ppms(cfg: SyntheticConfig | None = None):
+    """The planted motifs of a dataset (default: the embedded one) as {JASPAR name: PPM (w, 4)
+    over A, C, G, T}, the decoy included."""
+    return {name: ppm.copy() for _, _, name, ppm in _planted(cfg or SyntheticConfig())}
+
+
+def _place(widths, length, rng):
+    """Random non-overlapping starts for sites of these widths, uniform over arrangements."""
+    order = rng.permutation(len(widths))
+    gaps = np.sort(rng.integers(0, length - sum(widths) + 1, size=len(widths)))
+    starts = np.empty(len(widths), dtype=np.int64)
+    offset = 0
+    for gap, i in zip(gaps, order):
+        starts[i] = gap + offset
+        offset += widths[i]
+    return starts
+
+
+def make_synthetic(cfg: SyntheticConfig, out_dir):
+    """Write the dataset table and its ground truth into `out_dir`; return their paths.
+
+    Table (TSV): id, sequence, one 0/1 column per task of cfg.tasks, split (train/val/test).
+    Ground truth (TSV): `ground_truth.SITE_COLUMNS`, one row per planted site, start 0-based and
+    end exclusive on the forward strand, strand "+" or "-". Deterministic for cfg.seed.
+    """
+    motifs = _planted(cfg)
+    widths = [len(ppm) for _, _, _, ppm in motifs]
+    if cfg.seq_len < cfg.max_sites * sum(widths):
+        raise ValueError(f"seq_len {cfg.seq_len} cannot hold {cfg.max_sites} sites of every motif "
+                         f"({cfg.max_sites * sum(widths)} bp)")
+    cdfs = []
+    for _, _, _, ppm in motifs:
+        with np.errstate(divide="ignore"):
+            log_p = cfg.consensus_bias * np.log(ppm)  # ppm ** bias, renormalised in log space
+        biased = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        cdfs.append(np.cumsum(biased / biased.sum(axis=1, keepdims=True), axis=1))
+    rng = np.random.default_rng(cfg.seed)
+    b, n_tasks = cfg.n_sequences, len(cfg.motifs)
+    background = [(1 - cfg.gc) / 2, cfg.gc / 2, cfg.gc / 2, (1 - cfg.gc) / 2]
+    seqs = rng.choice(4, size=(b, cfg.seq_len), p=background).astype(np.uint8)  # (b, l) 0..3
+    present = np.zeros((b, len(motifs)), dtype=bool)                             # (b, m)
+    present[:, :n_tasks] = rng.random((b, n_tasks)) < cfg.motif_prob
+    columns = list(cfg.motifs)
+    for first, second in cfg.pairs:
+        pair = rng.random(b) < cfg.pair_prob
+        present[pair, columns.index(first)] = present[pair, columns.index(second)] = True
+    if cfg.decoy:
+        present[:, -1] = rng.random(b) < cfg.decoy_prob
+    n_sites = rng.integers(1, cfg.max_sites + 1, size=present.shape) * present
+    ids = [f"syn{i:05d}" for i in range(b)]
+    truth = []
+    for i in range(b):
+        kinds = np.repeat(np.arange(len(motifs)), n_sites[i])
+        starts = _place([widths[k] for k in kinds], cfg.seq_len, rng)
+        for k, start in zip(kinds, starts):
+            site = (rng.random(widths[k])[:, None] > cdfs[k][:, :3]).sum(axis=1)  # (w,) 0..3
+            minus = rng.random() < 0.5
+            seqs[i, start:start + widths[k]] = 3 - site[::-1] if minus else site
+            task, matrix_id, name, _ = motifs[k]
+            truth.append((ids[i], task, matrix_id, name, start, start + widths[k],
+                          "-" if minus else "+"))
+    split = np.full(b, "train", dtype="<U5")
+    order = rng.permutation(b)
+    n_test, n_val = round(b * cfg.test_fraction), round(b * cfg.val_fraction)
+    split[order[:n_test]], split[order[n_test:n_test + n_val]] = "test", "val"
+    letters = np.frombuffer(BASES.encode(), dtype=np.uint8)[seqs]
+    table = pd.DataFrame({"id": ids, "sequence": [row.tobytes().decode() for row in letters]})
+    for k, task in enumerate(columns):
+        table[task] = present[:, k].astype(int)
+    for first, second in cfg.pairs:
+        table[f"{first}+{second}"] = (present[:, columns.index(first)]
+                                      & present[:, columns.index(second)]).astype(int)
+    table["split"] = split
+    return (_write_tsv(table, out_dir, TABLE_NAME),
+            _write_tsv(pd.DataFrame(truth, columns=SITE_COLUMNS), out_dir, GROUND_TRUTH_NAME))
+
+
+def _write_tsv(frame, out_dir, name):
+    path = Path(out_dir) / name
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False)
+    return path
