@@ -17,7 +17,10 @@
 #    at (2, 512, 16, 131,072) (<= 150 ms; <= 0.5 GB peak memory beyond inputs, outputs and
 #    gradients). GPU_CHECK_DRY=1 runs that step's Python on the CPU under Triton's interpreter
 #    with tiny shapes (a syntax and logic check, no figures);
-# 5. runs bench/scan.py (the CPU table) there.
+# 5. bench/gpu_model.py: the 131k model forward + backward at 131,072 bp (<= 10 s, <= 20 GB), a
+#    fine-tuning step of the default recipe at 1 kbp, batch 16 (<= 50 ms), the channels-last
+#    causal conv against F.conv1d, LRP on CUDA against the CPU (<= 1e-5 relative) and its
+#    conservation.
 # Each step has a time limit; the whole script is sized to finish within 8 minutes.
 # Exit status: the number of failed steps.
 set -u
@@ -49,7 +52,7 @@ for dir in "${WHEELS:-}" .whl wheels shared/wheels; do
     fi
 done
 
-step 200 "GPU diagnostic (caduceus_lrp/test_gpu.py)" "$PYTHON" caduceus_lrp/test_gpu.py
+step 120 "GPU diagnostic (caduceus_lrp/test_gpu.py)" "$PYTHON" caduceus_lrp/test_gpu.py
 
 step 150 "CUDA scan vs the float64 reference, gradients, throughput" "$PYTHON" - <<'EOF'
 import sys
@@ -244,7 +247,7 @@ print(f"Triton targets: {len(verdicts) - failed} of {len(verdicts)} met")
 sys.exit(1 if failed else 0)
 EOF
 
-step 200 "CPU scan benchmark on this machine (bench/scan.py)" "$PYTHON" bench/scan.py --repeats 2
+step 150 "The whole model on the GPU (bench/gpu_model.py)" "$PYTHON" bench/gpu_model.py
 
 echo "gpu_check: $failed step(s) failed"
 exit "$failed"

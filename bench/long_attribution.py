@@ -79,7 +79,10 @@ def main(argv=None):
             for r in rows],
            peer="a no-grad forward pass of the same sequence, same process",
            notes=f"{ARCH}, random weights (official init), one task, max pooling, batch 1, "
-                 "float32, layer recomputation; target: peak memory under 20 GB at 131,072 bp.")
+                 "float32, layer recomputation; target: peak memory under 20 GB at 131,072 bp.",
+           headline=(f"LRP of one {rows[-1]['length']:,}-bp sequence through the 131k "
+                     f"architecture costs {rows[-1]['seconds'] / rows[-1]['forward']:.1f} forward "
+                     f"passes, peak {rows[-1]['peak_gb']:.1f} GB" if rows else ""))
 
 if __name__ == "__main__":
     main()

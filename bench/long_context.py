@@ -81,7 +81,10 @@ def main(argv=None):
             "peak memory (GB)"], table, peer="the same mode at the shortest length (time per "
            "base), same run",
            notes=f"{ARCH}, random weights, batch 1; fwd+bwd from the summed logits to the input "
-                 "and every parameter with gradient checkpointing; each case in its own process.")
+                 "and every parameter with gradient checkpointing; each case in its own process.",
+           headline=next((f"The 131k architecture runs forward + backward on {r[1]:,} bp in "
+                          f"{r[2]:.0f} s with a peak of {r[5]:.1f} GB on this CPU"
+                          for r in reversed(table) if r[0] == "fwd+bwd"), ""))
 
 if __name__ == "__main__":
     main()

@@ -64,7 +64,9 @@ def main():
             for name, out, seconds, ratio in rows],
            peer="tangermeme.utils.one_hot_encode on the same sequence, same run, one thread",
            notes=f"A {args.mbp:g} Mbp random sequence (1% N), best of {args.repeats} calls; the "
-                 "outputs are checked equal.")
+                 "outputs are checked equal.",
+           headline=f"One-hot encoding: {tg32_s / ours_s:.1f}x the speed of tangermeme's "
+                    "one_hot_encode (float32 output)")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Write docs/results.md from the JSON results of the bench scripts and experiments
-(bench/results/*.json), so the numbers in the docs are the numbers the scripts measured.
+"""Write docs/results.md, and the headline block of readme.md, from the JSON results of the bench
+scripts and experiments (bench/results/*.json), so the numbers in the docs are the numbers the
+scripts measured.
 
     python bench/render_results.py [--check]
 
---check exits 1 when docs/results.md differs from what the JSON files give (stale docs).
+--check exits 1 when either file differs from what the JSON files give (stale docs).
 """
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from pathlib import Path
 
 from results import RESULTS, markdown
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "results.md"
+README = ROOT / "readme.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
 SECTIONS = [  # (heading, result names in order); results not listed go to "Other results"
     ("Speed and memory (bench/)", ["scan", "triton_compile", "long_context", "long_attribution",
                                    "train", "onehot", "pipeline"]),
@@ -46,16 +50,30 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def readme_with_headlines() -> str:
+    """readme.md with the block between its result markers replaced by each result's headline
+    (in the order of SECTIONS), each naming its table in docs/results.md."""
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+    order = [n for _, names in SECTIONS for n in names] + sorted(results)
+    lines = [f"- {results[n]['headline']} ([table](docs/results.md))"
+             for n in dict.fromkeys(order) if n in results and results[n].get("headline")]
+    text = README.read_text()
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return head + START + "\n" + "\n".join(lines) + "\n" + END + tail
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
     args = parser.parse_args(argv)
-    text = render()
+    outputs = {DOC: render(), README: readme_with_headlines()}
     if args.check:
-        return 0 if DOC.is_file() and DOC.read_text() == text else 1
-    DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
+        return 0 if all(p.is_file() and p.read_text() == t for p, t in outputs.items()) else 1
+    for path, text in outputs.items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
     return 0
 
 

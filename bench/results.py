@@ -47,9 +47,10 @@ def machine() -> dict:
 
 
 def record(name: str, title: str, columns: list[str], rows: list[list], peer: str = "",
-           notes: str = "", extra: dict | None = None) -> Path:
-    """Print the result as a Markdown table and write bench/results/<name>.json (atomically)."""
-    payload = {"name": name, "title": title,
+           notes: str = "", headline: str = "", extra: dict | None = None) -> Path:
+    """Print the result as a Markdown table and write bench/results/<name>.json (atomically).
+    `headline`: one sentence for the readme's results section (computed from the rows)."""
+    payload = {"name": name, "title": title, "headline": headline,
                "command": " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(),
                                                             *sys.argv[1:]]),
                "date": datetime.date.today().isoformat(), "machine": machine(), "peer": peer,

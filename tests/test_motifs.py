@@ -266,6 +266,7 @@ def discovered(tmp_path_factory, db):
     return root
 
 
+@pytest.mark.slow
 def test_discover_recovers_the_planted_motifs_and_not_the_decoy(discovered):
     rec = json.loads((discovered / "out" / "recovery.json").read_text())
     assert rec["all_recovered"] and not rec["decoy_found"]
@@ -281,6 +282,7 @@ def test_discover_recovers_the_planted_motifs_and_not_the_decoy(discovered):
     assert (discovered / "plots" / "TF_motifs.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_pattern_report_lists_every_run_with_matches_and_families(discovered):
     report = json.loads((discovered / "out" / "patterns.json").read_text())
     assert list(report) == [STACKED, "task ctcf", "task spi1", "task tiny"]
@@ -296,6 +298,7 @@ def test_pattern_report_lists_every_run_with_matches_and_families(discovered):
     assert top["MA0139.2_CTCF"]["peak_share"] < 0.3  # a motif, not a single-base spike
 
 
+@pytest.mark.slow
 def test_discover_writes_modisco_meme_tomtom_and_report_files(discovered, db):
     out = discovered / "out"
     patterns = load_patterns(out / "modisco_windows_200bp.h5")

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from helpers import CTCF, SPI1, planted_attributions
@@ -13,6 +14,7 @@ from caduceus_lrp.motifs.meme import jaspar_meme
 NOTEBOOK = Path(__file__).resolve().parents[1] / "TF_discovery" / "TF_DISCOVERY.ipynb"
 
 
+@pytest.mark.slow
 def test_notebook_executes_on_fresh_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("CADUCEUS_LRP_CACHE", str(tmp_path / "cache"))  # the notebook's JASPAR
     monkeypatch.setenv("CADUCEUS_LRP_OUT", str(tmp_path / "out"))

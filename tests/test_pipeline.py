@@ -187,14 +187,28 @@ def bad_files(root):
     ]
 
 
-@pytest.mark.parametrize("case", range(6))
-def test_bad_input_in_every_format_one_line_exit_2(tmp_path, case):
-    args, needle = bad_files(tmp_path)[case]
+def test_bad_input_through_the_command_one_line_exit_2(tmp_path):
+    """The whole path of a user's command: the process ends with one error line, status 2."""
+    args, needle = bad_files(tmp_path)[0]
     proc = run("--out", tmp_path / "out", "--cache-dir", tmp_path / "cache", *args)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
     assert proc.stderr.strip().endswith(errors[0]) and "Traceback" not in proc.stderr
     assert needle in errors[0], errors[0]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_bad_input_in_every_format_one_line_exit_2(tmp_path, capsys, case):
+    from caduceus_lrp.commands import pipeline_main
+
+    args, needle = bad_files(tmp_path)[case]
+    with pytest.raises(SystemExit) as exit_:
+        pipeline_main([str(a) for a in ("--out", tmp_path / "out", "--cache-dir",
+                                        tmp_path / "cache", *args)])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert exit_.value.code == 2 and len(errors) == 1 and needle in errors[0], err[-2000:]
+    assert not (tmp_path / "out" / "final_models" / "best_model.pt").exists()
     assert not (tmp_path / "out" / "final_models" / "best_model.pt").exists()
 
 

@@ -242,6 +242,7 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
                               lr=1e-4))
 
 
+@pytest.mark.slow
 def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
     """Two replicates (two worker processes on CPU): each equals a single run of its seed, the
     kept one has the best validation macro auROC, and its files are where a single run puts them."""
@@ -340,6 +341,7 @@ def test_cli_bad_files_one_line_exit_2(tiny, tmp_path, capsys, monkeypatch):
                         r"--loss bce for multi-label data\)\n", err)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_match_one(tiny, tmp_path):
     """2 ranks with gloo, each half of every global batch of 16, against 1 process."""
     torchrun = shutil.which("torchrun")

@@ -145,7 +145,7 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
                                        "tomtom.tsv"), cfg, db_meme, f"task {task}")
             patterns[f"task {task}"] = pattern_rows(found, tables[task], families, cfg)
         except InputError as err:
-            tqdm.write(f"task {task}: {err}")
+            tqdm.write(str(err))
             patterns[f"task {task}"] = str(err)
             tables[task] = pd.DataFrame(columns=TOMTOM_COLUMNS)
         steps.update()
