@@ -17,7 +17,8 @@ from .epi_head import CaduceusClassifier
 from .errors import InputError
 from .io_utils import atomic_path
 
-__all__ = ["MODEL_KINDS", "save_finetuned", "read_checkpoint", "load_model", "load_finetuned"]
+__all__ = ["MODEL_KINDS", "save_finetuned", "load_weights", "read_checkpoint", "load_model",
+           "load_finetuned"]
 
 MODEL_KINDS = {"caduceus": CaduceusClassifier, "cnn": OneHotCNN}
 
@@ -31,15 +32,20 @@ def save_finetuned(path, model: nn.Module, extra: dict | None = None):
         torch.save(payload, tmp)
 
 
+def load_weights(path):
+    """torch.load(path, weights_only=True) on the CPU; an unreadable file raises InputError."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+
+
 def read_checkpoint(path) -> dict:
     """The raw checkpoint dict, read with weights_only=True; clear errors for a bad file."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: checkpoint not found (train one with `caduceus-lrp train`)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    ckpt = load_weights(path)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "model" not in ckpt:
         raise InputError(f"{path}: not a caduceus-lrp checkpoint (no 'model'/'state_dict' entries)")
     return ckpt

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 from ..io_utils import atomic_path
 from ..sequence import tokens_to_one_hot
 
 __all__ = ["SPLITS", "SequenceDataset", "parse_split", "fill_split", "check_ids", "digest",
-           "open_text", "file_suffix"]
+           "open_text", "file_suffix", "read_text_table"]
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +180,17 @@ def file_suffix(path) -> str:
     """The format suffix of a file name in lower case: .tsv for x.tsv.gz."""
     name = Path(path).name.lower().removesuffix(".gz")
     return Path(name).suffix
+
+
+def read_text_table(path, **options) -> pd.DataFrame:
+    """A .csv (comma) or other (tab) text table, every cell a string, gzipped allowed; a missing,
+    empty or malformed file raises InputError naming it. `options` go to pandas.read_csv."""
+    sep = "," if file_suffix(path) == ".csv" else "\t"
+    try:
+        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, **options)
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: empty file") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
+        raise InputError(f"{path}: {err}") from None

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .dataset import read_text_table
 
 __all__ = ["SITE_COLUMNS", "DECOY_TASK", "GroundTruth", "read_ground_truth", "read_sites"]
 
@@ -56,22 +57,10 @@ class GroundTruth:
         return [sorted((int(s), int(e), str(n)) for s, e, n in by_id.get(i, [])) for i in ids]
 
 
-def _read_frame(path) -> pd.DataFrame:
-    sep = "," if str(path).lower().endswith(".csv") else "\t"
-    try:
-        return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise InputError(f"{path}: {err}") from None
-
-
 def read_sites(path) -> pd.DataFrame:
     """A site table (SITE_COLUMNS, start and end as int64); InputError naming the file and line
     for other columns, non-integer or empty positions."""
-    frame = _read_frame(path)
+    frame = read_text_table(path)
     if list(frame.columns) != SITE_COLUMNS:
         raise InputError(f"{path}: line 1: expected columns {', '.join(SITE_COLUMNS)}, found "
                          f"{', '.join(map(str, frame.columns))}")
@@ -90,7 +79,7 @@ def read_sites(path) -> pd.DataFrame:
 
 def read_ground_truth(path) -> GroundTruth:
     """Ground truth from a site table or a motif table (module docstring)."""
-    frame = _read_frame(path)
+    frame = read_text_table(path)
     columns = list(frame.columns)
     if columns == SITE_COLUMNS:
         sites = read_sites(path)

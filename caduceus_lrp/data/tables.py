@@ -15,7 +15,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..sequence import first_invalid, fit_length, tokens
-from .dataset import SequenceDataset, check_ids, file_suffix, fill_split, open_text, parse_split
+from .dataset import (SequenceDataset, check_ids, fill_split, open_text, parse_split,
+                      read_text_table)
 
 __all__ = ["NOT_LABELS", "load_table", "load_fasta"]
 
@@ -37,15 +38,7 @@ class _Table:
 
 
 def _read_table(path, label_columns, required):
-    sep = "," if file_suffix(path) == ".csv" else "\t"
-    try:
-        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"{path}: empty file") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as err:
-        raise InputError(f"{path}: {err}") from None
+    frame = read_text_table(path, skip_blank_lines=False)
     frame.columns = [str(c).strip() for c in frame.columns]
     filled = ~(frame == "").all(axis=1).to_numpy()
     frame, lines = frame[filled], (np.flatnonzero(filled) + 2).tolist()

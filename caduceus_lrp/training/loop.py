@@ -25,7 +25,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from .. import plots
-from ..checkpoint import save_finetuned
+from ..checkpoint import load_weights, save_finetuned
 from ..cnn import CNNConfig, OneHotCNN
 from ..config import architecture_config
 from ..data import SequenceDataset, load_dataset
@@ -307,7 +307,7 @@ def _finish(cfg, out, ds, split, features, probs_fn, state, indices, info) -> di
     test_idx, val_idx = indices
     if dist.is_initialized():
         dist.barrier()
-    best = torch.load(out.best, map_location="cpu", weights_only=True)
+    best = load_weights(out.best)
     split.model.load_state_dict(best["state_dict"])
     metrics = {"model": cfg.model, "best_epoch": state["best_epoch"],
                "epochs_run": state["epoch"], **info}
@@ -355,10 +355,7 @@ def _save_resume(path, cfg, split, optimizer, state):
 def _load_resume(path, cfg, split, optimizer, device) -> dict:
     if not path.exists():
         raise InputError(f"--resume: {path} not found (no earlier run in --out-dir)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise InputError(f"{path}: not a readable checkpoint ({type(err).__name__})") from None
+    ckpt = load_weights(path)
     now = cfg.to_dict()
     changed = sorted(k for k in now if k not in _NOT_COMPARED and ckpt["config"].get(k) != now[k])
     if changed:
