@@ -11,6 +11,7 @@ from .checkpoint import load_finetuned, load_model
 from .config import ARCHITECTURES, CaduceusConfig, architecture_config
 from .epi_head import CaduceusClassifier
 from .explanation_model import METHODS, explain
+from .lrp_composites import COMPOSITES, Composite, Rule, lrp_mode
 from .model import Caduceus, CaduceusForMaskedLM, build_caduceus, load_caduceus
 
 AutoConfig.register("caduceus", CaduceusConfig, exist_ok=True)
@@ -19,5 +20,6 @@ AutoModelForMaskedLM.register(CaduceusConfig, CaduceusForMaskedLM, exist_ok=True
 AutoModelForSequenceClassification.register(CaduceusConfig, CaduceusClassifier, exist_ok=True)
 
 __all__ = ["ARCHITECTURES", "CaduceusConfig", "architecture_config", "Caduceus",
-           "CaduceusClassifier", "CaduceusForMaskedLM", "METHODS", "build_caduceus", "explain",
-           "load_caduceus", "load_finetuned", "load_model"]
+           "CaduceusClassifier", "CaduceusForMaskedLM", "COMPOSITES", "Composite", "METHODS",
+           "Rule", "build_caduceus", "explain", "load_caduceus", "load_finetuned", "load_model",
+           "lrp_mode"]

@@ -9,6 +9,7 @@ hypothetical scores centred per position).
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,15 @@ from .checkpoint import load_model, read_checkpoint
 from .cli import option
 from .data import SPLITS, DataConfig, GroundTruth, ground_truth_for, load_dataset
 from .errors import InputError
-from .explanation_model import METHODS, explain, task_index
+from .explanation_model import BACKGROUND_SEQUENCES, METHODS, explain, task_index
+from .lrp_composites import COMPOSITES, DEFAULT_COMPOSITE, needs_references
+from .motifs import REPLICATES_NAME
 from .io_utils import atomic_path
 from .sequence import one_hot_to_strings
 
 __all__ = ["AttributeConfig", "checkpoint_data", "write_attributions", "run_attribute",
-           "saliency_figures", "saliency_rows", "first_positive", "helix_figures"]
+           "saliency_figures", "saliency_rows", "first_positive", "helix_data", "helix_figures",
+           "example_helix"]
 
 
 @dataclass
@@ -35,6 +39,9 @@ class AttributeConfig:
 
     method: str = option("lrp", "attribution method of the TF-MoDISco input",
                          choices=tuple(METHODS))
+    composite: str = option(DEFAULT_COMPOSITE, (
+        "LRP composite (rules per layer; docs/lrp.md): its background statistics, where it has "
+        "any, come from training sequences negative for every task"), choices=tuple(COMPOSITES))
     split: str = option("test", "split whose positive sequences are attributed",
                         choices=(*SPLITS, "all"))
     attribution_batch_size: int = option(64, "sequences per attribution pass")
@@ -42,8 +49,15 @@ class AttributeConfig:
         "methods compared at planted sites in plots/dist_attribution.png (needs ground truth "
         "with site positions)"))
     max_sequences: int = option(200, "positive sequences per task in that comparison")
+    ensemble: bool = option(True, (
+        "when the checkpoint was chosen from replicates (<its folder>/replicates/seed-*), "
+        "attribute with every replicate and average, so that the motifs do not hang on one "
+        "training seed; each pattern then reports how many replicates support it"))
 
     def __post_init__(self):
+        if self.composite not in COMPOSITES:
+            raise InputError(f"--composite: unknown LRP composite {self.composite!r}; choose one "
+                             f"of {', '.join(COMPOSITES)}")
         for name in [self.method, *self.compare]:
             if name not in METHODS:
                 raise InputError(f"--method/--compare: unknown method {name!r}; choose one of "
@@ -65,11 +79,47 @@ def checkpoint_data(path, data=None) -> DataConfig:
     return cfg if not data else dataclasses.replace(cfg, data=list(data))
 
 
-def write_attributions(model, dataset, out_dir, method="lrp", batch_size=32, device=None,
+def background_sequences(data_cfg: DataConfig, n: int = BACKGROUND_SEQUENCES) -> np.ndarray:
+    """One-hot (m, l, 4): the first n training sequences negative for every task (every training
+    sequence when none is), the background of an LRP composite's reference statistics."""
+    train = load_dataset(data_cfg).subset("train")
+    negative = np.flatnonzero((train.labels <= 0).all(axis=1))
+    rows = negative if len(negative) else np.arange(len(train))
+    return train.one_hot()[rows[:n]]
+
+
+def replicate_checkpoints(model_path) -> list[Path]:
+    """The best models of the replicates a checkpoint was chosen from, as its metrics.json lists
+    them (<its folder>/replicates/seed-S/best_model.pt), in seed order; [] for a single run."""
+    folder = Path(model_path).parent
+    metrics = folder / "metrics.json"
+    seeds = ([r["seed"] for r in json.loads(metrics.read_text()).get("replicates", [])]
+             if metrics.is_file() else [])
+    paths = [folder / "replicates" / f"seed-{s}" / "best_model.pt" for s in seeds]
+    return paths if all(p.is_file() for p in paths) else []
+
+
+def _mean_attribution(results):
+    """The Attribution whose arrays are the mean of `results` (one per model; conservation
+    holds for the mean as it does for each)."""
+    first = results[0]
+    if len(results) == 1:
+        return first
+    fields = ("observed", "hypothetical", "logits", "bias_relevance", "reference_relevance")
+    return dataclasses.replace(first, rc_residual=None, **{
+        k: None if getattr(first, k) is None else np.mean([getattr(r, k) for r in results], 0)
+        for k in fields})
+
+
+def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, device=None,
                        progress=True, **options) -> dict:
     """Attribute every task's positive sequences of `dataset` for that task and write
-    `<out_dir>/<task>/ohe.npz` and `hyp.npz`. Returns {task: Attribution}; tasks without
-    positives are skipped."""
+    `<out_dir>/<task>/ohe.npz` and `hyp.npz`. `models`: one model, or several replicates of one
+    training run whose attributions are averaged; each replicate's per-position contributions
+    (R, N, L) then go to `<task>/replicates.npz` (motifs.agreement). Returns {task:
+    Attribution (the mean)}; tasks without positives are skipped."""
+    models = list(models) if isinstance(models, (list, tuple)) else [models]
+    model = models[0]
     missing = [t for t in model.task_names if t not in dataset.task_names]
     if missing:
         raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
@@ -80,21 +130,28 @@ def write_attributions(model, dataset, out_dir, method="lrp", batch_size=32, dev
         positive = dataset.positives(task)
         if not len(positive):
             continue
-        result = explain(model, onehot[positive], target=k, method=method, batch_size=batch_size,
-                         device=device, progress=progress, **options)
+        each = [explain(m, onehot[positive], target=k, method=method, batch_size=batch_size,
+                        device=device, progress=progress, **options) for m in models]
+        result = _mean_attribution(each)
         folder = Path(out_dir) / task
         for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
             with atomic_path(folder / name) as tmp:
                 np.savez(tmp, np.ascontiguousarray(array.transpose(0, 2, 1)))
+        replicates = folder / REPLICATES_NAME
+        if len(each) > 1:
+            with atomic_path(replicates) as tmp:
+                np.savez(tmp, np.stack([r.observed.sum(-1) for r in each]).astype(np.float32))
+        else:
+            replicates.unlink(missing_ok=True)  # not from an earlier ensemble
         results[task] = result
     return results
 
 
-def _site_and_background(model, onehot, mask, target, method, batch_size, device):
+def _site_and_background(model, onehot, mask, target, method, batch_size, device, options):
     """|position relevance| normalised by each sequence's maximum, at sites and elsewhere, and
     each sequence's site AUROC."""
     result = explain(model, onehot, target=target, method=method, batch_size=batch_size,
-                     device=device)
+                     device=device, **options)
     score = np.abs(result.observed).sum(-1)
     score = score / np.maximum(score.max(axis=1, keepdims=True), np.finfo(score.dtype).tiny)
     return score[mask], score[~mask], site_auroc(score, mask)
@@ -108,20 +165,32 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
     planted sites against background). Returns a summary: sequences per task, the largest
     conservation error (LRP) and the mean site AUROC per task and method."""
     model = load_model(model_path)
+    replicas = replicate_checkpoints(model_path) if cfg.ensemble else []
+    models = [load_model(p) for p in replicas] if len(replicas) > 1 else [model]
     data_cfg = checkpoint_data(model_path, data)
     dataset = load_dataset(data_cfg).subset(cfg.split)
-    results = write_attributions(model, dataset, out_dir, cfg.method,
-                                 cfg.attribution_batch_size, device)
+    lrp = {"composite": cfg.composite,
+           "background": background_sequences(data_cfg) if needs_references(cfg.composite)
+           else None}
+    results = write_attributions(models, dataset, out_dir, cfg.method,
+                                 cfg.attribution_batch_size, device,
+                                 **(lrp if cfg.method == "lrp" else {}))
     if not results:
         raise InputError(f"--split: no positive {cfg.split} sequence for any task")
-    log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method})")
-    summary = {"method": cfg.method, "split": cfg.split,
+    ensemble = (f", the mean of {len(models)} replicates (seeds "
+                f"{', '.join(p.parent.name[5:] for p in replicas)}; each one's contributions in "
+                f"<task>/{REPLICATES_NAME})" if len(models) > 1 else "")
+    log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method}"
+        f"{ensemble})")
+    summary = {"method": cfg.method, "split": cfg.split, "replicates": len(models),
+               **({"composite": cfg.composite} if cfg.method == "lrp" else {}),
                "sequences": {t: len(r.logits) for t, r in results.items()}}
     if cfg.method == "lrp":
         cat = {k: np.concatenate([getattr(r, k) for r in results.values()])
-               for k in ("logits", "bias_relevance", "observed")}
+               for k in ("logits", "bias_relevance", "reference_relevance", "observed")}
         figures.plot_conservation(cat["logits"], cat["observed"].sum((1, 2)),
-                                  cat["bias_relevance"], Path(plots_dir) / "conservation.png")
+                                  cat["bias_relevance"] + cat["reference_relevance"],
+                                  Path(plots_dir) / "conservation.png")
         error = float(np.concatenate([r.conservation_error for r in results.values()]).max())
         summary["conservation_error"] = error
         log(f"wrote {plots_dir}/conservation.png; largest relative conservation error {error:.1e}")
@@ -130,11 +199,13 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
         log("no planted-site positions (give --ground-truth with a site table): no "
             "dist_attribution.png")
         return summary
-    summary["site_auroc"] = _compare_at_sites(model, dataset, truth, cfg, plots_dir, device, log)
+    summary["site_auroc"] = _compare_at_sites(model, dataset, truth, cfg, plots_dir, device, log,
+                                              lrp)
     return summary
 
 
-def _compare_at_sites(model, dataset, truth: GroundTruth, cfg, plots_dir, device, log) -> dict:
+def _compare_at_sites(model, dataset, truth: GroundTruth, cfg, plots_dir, device, log,
+                      lrp) -> dict:
     per_method = {m: ([], []) for m in cfg.compare}
     aurocs = {}
     onehot_all = dataset.one_hot()
@@ -144,8 +215,9 @@ def _compare_at_sites(model, dataset, truth: GroundTruth, cfg, plots_dir, device
             continue
         mask = site_mask(truth.sites_of([dataset.ids[r] for r in rows], task), dataset.seq_len)
         for m in cfg.compare:
-            site, background, auroc = _site_and_background(model, onehot_all[rows], mask, k, m,
-                                                           cfg.attribution_batch_size, device)
+            site, background, auroc = _site_and_background(
+                model, onehot_all[rows], mask, k, m, cfg.attribution_batch_size, device,
+                lrp if m == "lrp" else {})
             per_method[m][0].append(site)
             per_method[m][1].append(background)
             aurocs.setdefault(task, {})[m] = float(np.nanmean(auroc))
@@ -219,27 +291,75 @@ def saliency_rows(dataset, model, targets, ids=None) -> dict:
                                "choose sequences with --ids")] for t in targets}
 
 
-HELIX_WINDOW = 40  # bp drawn by default, centred on the most relevant position
+HELIX_WINDOW = 40  # bp drawn by default, centred on the first site or the most relevant position
 
 
-def helix_figures(model, onehot, target, method, label, png, html=None, window=None,
-                  device=None) -> tuple[Path, Path | None]:
-    """One sequence (onehot (1, l, 4)) as a 3-D double helix coloured by its relevance for
-    `target`: `png` and, when plotly is installed, the interactive `html`. `window` (start, end)
-    chooses the bases drawn (default HELIX_WINDOW bp around the most relevant position)."""
+def helix_data(model, onehot, target, method, label, window=None, sites=(), device=None,
+               **options) -> dict:
+    """One sequence (onehot (1, l, 4)) attributed for `target` and cut to the helix window:
+    {"sequence", "relevance" (w,), "start", "title", "sites" (those overlapping the window),
+    "label" (the colour scale's)}, the keyword arguments of `plot_helix` and `helix_plotly`.
+    `window` (start, end) chooses the bases (default HELIX_WINDOW bp around the first of
+    `sites` [(start, end, label)], or else around the most relevant position). `options`: the
+    method's (an LRP composite)."""
     k = task_index(model, target)
-    result = explain(model, onehot, target=k, method=method, device=device)
+    result = explain(model, onehot, target=k, method=method, device=device, **options)
     relevance = result.observed[0].sum(-1)
     length = len(relevance)
     if window is None:
-        centre = int(np.abs(relevance).argmax())
+        centre = ((sites[0][0] + sites[0][1]) // 2 if sites
+                  else int(np.abs(relevance).argmax()))
         start = min(max(0, centre - HELIX_WINDOW // 2), max(0, length - HELIX_WINDOW))
         window = (start, min(length, start + HELIX_WINDOW))
     start, end = window
     if not 0 <= start < end <= length:
         raise InputError(f"--window: {start} {end} is not inside the {length}-bp sequence")
-    sequence = one_hot_to_strings(onehot)[0][start:end]
-    title = f"{model.task_names[k]} · {label} · {method} · bp {start}-{end}"
-    png = figures.plot_helix(sequence, relevance[start:end], title, path=png)
-    html = figures.write_helix_html(html, sequence, relevance[start:end], title) if html else None
+    units = "relevance (logit units)" if method == "lrp" else f"{method} score"
+    return {"sequence": one_hot_to_strings(onehot)[0][start:end],
+            "relevance": relevance[start:end], "start": start,
+            "title": f"{model.task_names[k]} · {label} · {method} · bp {start}-{end}",
+            "sites": [s for s in sites if s[0] < end and s[1] > start],
+            "label": f"{'LRP ' if method == 'lrp' else ''}{units}"}
+
+
+def helix_figures(model, onehot, target, method, label, png, html=None, window=None,
+                  device=None, sites=()) -> tuple[Path, Path | None]:
+    """One sequence (onehot (1, l, 4)) as a double helix coloured by its relevance for
+    `target` (`helix_data`): `png` and, when plotly is installed, the interactive `html`.
+    `sites` [(start, end, label)] are marked; `window` (start, end) chooses the bases drawn."""
+    data = helix_data(model, onehot, target, method, label, window, sites, device)
+    args = (data["sequence"], data["relevance"], data["title"])
+    options = {k: data[k] for k in ("start", "sites", "label")}
+    png = figures.plot_helix(*args, path=png, **options)
+    html = figures.write_helix_html(html, *args, **options) if html else None
     return png, html
+
+
+def example_helix(model, dataset, method, plots_dir, truth=None, device=None,
+                  **options) -> dict | None:
+    """plots_dir/helix.png and, with plotly, helix.html (`helix_figures`) for the first
+    positive test sequence of the first task that has one, a task whose sequence has a known
+    site (`truth`) first. Returns `helix_data`'s dict with "task", "id", "png" and "html" added;
+    None when no task has a positive test sequence. `options`: the method's."""
+    test = dataset.subset("test")
+    choice = None
+    for task in model.task_names:
+        if task not in test.task_names or not len(test.positives(task)):
+            continue
+        row = int(test.positives(task)[0])
+        sites = truth.sites_of([test.ids[row]], task)[0] if truth is not None else []
+        if choice is None or (sites and not choice[2]):
+            choice = (task, row, sites)
+        if sites:
+            break
+    if choice is None:
+        return None
+    task, row, sites = choice
+    data = helix_data(model, test.one_hot()[row:row + 1], task, method, test.ids[row],
+                      sites=sites, device=device, **options)
+    args = (data["sequence"], data["relevance"], data["title"])
+    options = {k: data[k] for k in ("start", "sites", "label")}
+    png = figures.plot_helix(*args, path=Path(plots_dir) / "helix.png", **options)
+    html = figures.write_helix_html(Path(plots_dir) / "helix.html", *args, **options)
+    return data | {"task": task, "id": test.ids[row], "png": png, "html": html}
+

@@ -21,7 +21,7 @@ from .errors import InputError
 from .model import Caduceus, CaduceusPreTrainedModel, tied_weights
 from .sequence import flip_lc
 
-__all__ = ["POOLINGS", "EPIHead", "CaduceusClassifier", "classifier_config"]
+__all__ = ["POOLINGS", "Pooling", "EPIHead", "CaduceusClassifier", "classifier_config"]
 
 
 def _pool_mean(h):
@@ -41,19 +41,34 @@ def _pool_center(h):
 POOLINGS = {"mean": _pool_mean, "max": _pool_max, "center": _pool_center}
 
 
+class Pooling(nn.Module):
+    """Pooling over length, (b, l, d) -> (b, d); a module so that an LRP rule can replace it."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        if kind not in POOLINGS:
+            raise InputError(f"--pooling: unknown pooling {kind!r}; choose one of "
+                             f"{', '.join(POOLINGS)}")
+        self.kind = kind
+
+    def forward(self, h):
+        return POOLINGS[self.kind](h)
+
+
 class EPIHead(nn.Module):
     """Pooling over length, then one linear layer to t task logits: (b, l, d) -> (b, t)."""
 
     def __init__(self, d_model: int, n_tasks: int, pooling: str = "mean"):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise InputError(f"--pooling: unknown pooling {pooling!r}; choose one of "
-                             f"{', '.join(POOLINGS)}")
-        self.pooling = pooling
+        self.pool = Pooling(pooling)
         self.linear = nn.Linear(d_model, n_tasks)
 
+    @property
+    def pooling(self) -> str:
+        return self.pool.kind
+
     def forward(self, h):
-        return self.linear(POOLINGS[self.pooling](h))
+        return self.linear(self.pool(h))
 
 
 def classifier_config(backbone: CaduceusConfig, task_names, pooling: str = "max") -> CaduceusConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,22 +26,35 @@ from tqdm.auto import tqdm
 
 from .epi_head import CaduceusClassifier
 from .errors import InputError
-from .lrp_layers import lrp_mode
-from .sequence import dinucleotide_shuffle, flip_lc, one_hot, one_hot_to_tokens, tokens_to_one_hot
+from .lrp_composites import (DEFAULT_COMPOSITE, calibrate, composite_of, lrp_mode,
+                             needs_references)
+from .sequence import flip_lc, one_hot, shuffled_one_hot
 
-__all__ = ["METHODS", "Attribution", "explain", "task_index", "as_onehot", "logits_of",
-           "explaining", "RECOMPUTE_ELEMENTS"]
+__all__ = ["METHODS", "Scores", "Attribution", "explain", "task_index", "as_onehot", "logits_of",
+           "explaining", "random_background", "RECOMPUTE_ELEMENTS", "BACKGROUND_SEQUENCES"]
 
 # batch x length x n_layer x d_model above which layers are recomputed in the backward pass (one
 # layer's activations kept at a time); below it, the activations kept for the backward pass take a
 # few GB at most (a few hundred bytes per element in float32)
 RECOMPUTE_ELEMENTS = 2 ** 23
+BACKGROUND_SEQUENCES = 128  # random sequences for reference statistics when none are given
 
 
 # -----------------------------------------------------------------------------------------------
-# Methods: f(model, x, target, batch_size, **options) -> (observed, hypothetical, logits, bias)
-# x (b, l, 4) in the model's dtype and device; outputs (b, l, 4), (b, l, 4), (b,), (b,) or None
+# Methods: f(model, x, target, batch_size, **options) -> Scores
+# x (b, l, 4) in the model's dtype and device
 # -----------------------------------------------------------------------------------------------
+class Scores(NamedTuple):
+    """A method's output for one batch: observed and hypothetical (b, l, 4), the target logits
+    (b,) and, for LRP, the relevance booked by biases and by root points (b,)."""
+
+    observed: torch.Tensor
+    hypothetical: torch.Tensor
+    logits: torch.Tensor
+    bias: torch.Tensor | None = None
+    reference: torch.Tensor | None = None
+
+
 def logits_of(model, x):
     """The model's task logits (b, t) for one-hot x (b, l, 4): its output, or the output's
     `.logits` (transformers-style models)."""
@@ -48,25 +62,26 @@ def logits_of(model, x):
     return out.logits if hasattr(out, "logits") else out
 
 
-def _gradient(model, x, target, probe=None):
-    """Target logits (b,) and d logit / d x (b, l, 4); with an LRP `probe`, also d logit / d probe."""
+def _gradient(model, x, target, probes=()):
+    """Target logits (b,) and d logit / d x (b, l, 4), then d logit / d each armed probe (zero
+    for a probe no module used)."""
     x = x.detach().requires_grad_(True)
-    inputs = [x] if probe is None else [x, probe.arm(x.shape[0], x.dtype, x.device)]
+    inputs = [x] + [probe.arm(x.shape[0], x.dtype, x.device) for probe in probes]
     logits = logits_of(model, x)[:, target]
-    grads = torch.autograd.grad(logits.sum(), inputs)
+    grads = torch.autograd.grad(logits.sum(), inputs, allow_unused=True, materialize_grads=True)
     return logits.detach(), grads
 
 
 def _saliency(model, x, target, batch_size):
     """The signed gradient at every base."""
     logits, (grad,) = _gradient(model, x, target)
-    return grad, grad, logits, None
+    return Scores(grad, grad, logits)
 
 
 def _grad_x_input(model, x, target, batch_size):
     """Gradient x input."""
     logits, (grad,) = _gradient(model, x, target)
-    return x * grad, grad, logits, None
+    return Scores(x * grad, grad, logits)
 
 
 def _corrected(model, x, target, batch_size):
@@ -74,48 +89,78 @@ def _corrected(model, x, target, batch_size):
     2023)."""
     logits, (grad,) = _gradient(model, x, target)
     grad = grad - grad.mean(-1, keepdim=True)
-    return x * grad, grad, logits, None
+    return Scores(x * grad, grad, logits)
 
 
-def _lrp(model, x, target, batch_size):
-    """LRP: Gradient x Input of the modified pass (lrp_layers), and the biases' relevance."""
+def _lrp(model, x, target, batch_size, composite=DEFAULT_COMPOSITE, references=None):
+    """LRP under a composite (lrp_composites): Gradient x Input of the modified pass, the
+    relevance booked by biases and by root points; with the composite's input root point,
+    (x - 1/4) . H per position, the 1/4 sum of H of every base position booked as reference."""
     if not isinstance(model, CaduceusClassifier):
         raise InputError(f"--method lrp: the LRP rules cover Caduceus models, not a "
                          f"{type(model).__name__}; use saliency, grad_x_input, corrected, "
                          "integrated_gradients or ism")
-    with lrp_mode(model) as probe:
-        logits, (grad, bias) = _gradient(model, x, target, probe)
-    return x * grad, grad, logits, bias
+    composite = composite_of(composite)
+    with lrp_mode(model, composite, references) as probes:
+        logits, (grad, bias, reference) = _gradient(model, x, target, probes)
+    observed = x * grad
+    if composite.input_root_point:
+        mean = grad.mean(-1, keepdim=True)
+        observed = x * (grad - mean)
+        reference = reference + (x * mean).sum((1, 2))
+    return Scores(observed, grad, logits, bias, reference)
 
 
 def _baseline(x, kind, seed):
-    """The integrated-gradients reference for x (b, l, 4): all-N zeros, or each sequence
-    dinucleotide-shuffled (positions that are N stay where the shuffle puts them)."""
+    """A reference for x (b, l, 4): all-N zeros, or each sequence dinucleotide-shuffled (N
+    positions stay where the shuffle puts them). A sequence's shuffle depends only on the
+    sequence and `seed`, not on the rest of the batch."""
     if kind == "N":
         return torch.zeros_like(x)
     if kind != "shuffle":
         raise InputError(f"baseline: unknown baseline {kind!r}; choose 'N' or 'shuffle'")
-    rng = np.random.default_rng(seed)
-    tokens = one_hot_to_tokens(x.detach().cpu().numpy())
-    shuffled = np.stack([dinucleotide_shuffle(row, rng) for row in tokens])
-    return torch.from_numpy(tokens_to_one_hot(shuffled)).to(x)
+    return torch.from_numpy(shuffled_one_hot(x.detach().cpu().numpy(), seed)).to(x)
 
 
-def _integrated_gradients(model, x, target, batch_size, baseline="N", n_steps=50, seed=0):
-    """Integrated gradients (captum) from an all-N or dinucleotide-shuffled `baseline`.
+def _integrated_gradients(model, x, target, batch_size, baseline="N", n_steps=50,
+                          n_references=1, seed=0):
+    """Integrated gradients (captum) from an all-N or dinucleotide-shuffled `baseline`,
+    averaged over `n_references` shuffles (seeds seed, seed + 1, ...).
 
-    captum returns the path-averaged gradient G (b, l, 4); the attribution of a position,
-    sum_bases (x - x0) * G, is put on its observed base, and G is the hypothetical score.
+    captum returns the path-averaged gradient G (b, l, 4) of each reference; the attribution of
+    a position, sum_bases (x - x0) * G, is put on its observed base, and G (averaged over the
+    references) is the hypothetical score. Cost: n_steps * n_references gradients.
     """
     from captum.attr import IntegratedGradients
 
-    x0 = _baseline(x, baseline, seed)
     ig = IntegratedGradients(lambda inp: logits_of(model, inp)[:, target],
                              multiply_by_inputs=False)
-    grad = ig.attribute(x, baselines=x0, n_steps=n_steps, internal_batch_size=batch_size)
+    grads, scores = torch.zeros_like(x), torch.zeros_like(x[..., :1])
+    for k in range(n_references):
+        x0 = _baseline(x, baseline, seed + k)
+        grad = ig.attribute(x, baselines=x0, n_steps=n_steps, internal_batch_size=batch_size)
+        grads += grad / n_references
+        scores += ((x - x0) * grad).sum(-1, keepdim=True) / n_references
     with torch.no_grad():
         logits = logits_of(model, x)[:, target]
-    return x * ((x - x0) * grad).sum(-1, keepdim=True), grad, logits, None
+    return Scores(x * scores, grads, logits)
+
+
+def _expected_gradients(model, x, target, batch_size, n_references=20, seed=0):
+    """Expected gradients (Erion et al. 2021): the mean over `n_references` dinucleotide
+    shuffles x0 of (x - x0) . grad f(x0 + a (x - x0)), a ~ U(0, 1) drawn per shuffle and
+    sequence; the mean gradient is the hypothetical score. Cost: n_references gradients."""
+    rng = torch.Generator().manual_seed(seed)
+    grads, scores = torch.zeros_like(x), torch.zeros_like(x[..., :1])
+    for k in range(n_references):
+        x0 = _baseline(x, "shuffle", seed + k)
+        alpha = torch.rand(len(x), 1, 1, generator=rng, dtype=torch.float64).to(x)
+        _, (grad,) = _gradient(model, x0 + alpha * (x - x0), target)
+        grads += grad / n_references
+        scores += ((x - x0) * grad).sum(-1, keepdim=True) / n_references
+    with torch.no_grad():
+        logits = logits_of(model, x)[:, target]
+    return Scores(x * scores, grads, logits)
 
 
 @torch.no_grad()
@@ -134,7 +179,7 @@ def _ism(model, x, target, batch_size):
             mutants[torch.arange(len(p)), p] = eye[k]
             effects[i, p, k] = logits_of(model, mutants)[:, target] - logits[i]
     centred = effects - effects.mean(-1, keepdim=True)
-    return x * centred, effects, logits, None
+    return Scores(x * centred, effects, logits)
 
 
 METHODS = {
@@ -143,6 +188,7 @@ METHODS = {
     "corrected": _corrected,
     "lrp": _lrp,
     "integrated_gradients": _integrated_gradients,
+    "expected_gradients": _expected_gradients,
     "ism": _ism,
 }
 
@@ -155,8 +201,10 @@ class Attribution:
     """What `explain` returns; arrays are numpy in the model's dtype.
 
     observed (N, l, 4): the method's map. hypothetical (N, l, 4): centred per position.
-    logits (N,): the target logit. bias_relevance (N,): relevance absorbed by biases (LRP only).
-    rc_residual (N,): max |R(rc x) - rc(R(x))| / max |R(x)| per sequence (when asked for).
+    logits (N,): the target logit. For LRP: bias_relevance (N,), the relevance absorbed by
+    biases, reference_relevance (N,), the relevance the composite's root points and stabilisers
+    keep back, and the composite's name. rc_residual (N,): max |R(rc x) - rc(R(x))| / max |R(x)|
+    per sequence (when asked for).
     """
 
     method: str
@@ -165,27 +213,39 @@ class Attribution:
     hypothetical: np.ndarray
     logits: np.ndarray
     bias_relevance: np.ndarray | None = None
+    reference_relevance: np.ndarray | None = None
     rc_residual: np.ndarray | None = None
+    composite: str | None = None
 
     @property
     def conservation_residual(self) -> np.ndarray | None:
-        """logit - sum(observed) - bias_relevance, (N,); zero up to rounding for LRP."""
+        """logit - sum(observed) - bias_relevance - reference_relevance, (N,); zero up to
+        rounding for LRP."""
         if self.bias_relevance is None:
             return None
-        return self.logits - self.observed.sum(axis=(1, 2)) - self.bias_relevance
+        return (self.logits - self.observed.sum(axis=(1, 2)) - self.bias_relevance
+                - self.reference_relevance)
 
     @property
     def conservation_error(self) -> np.ndarray | None:
-        """|conservation_residual| relative to the relevance mass sum|observed| + |bias|, (N,)."""
+        """|conservation_residual| relative to the relevance mass sum|observed| + |bias| +
+        |reference|, (N,)."""
         if self.bias_relevance is None:
             return None
-        mass = np.abs(self.observed).sum(axis=(1, 2)) + np.abs(self.bias_relevance)
+        mass = (np.abs(self.observed).sum(axis=(1, 2)) + np.abs(self.bias_relevance)
+                + np.abs(self.reference_relevance))
         return np.abs(self.conservation_residual) / np.maximum(mass, np.finfo(mass.dtype).tiny)
 
 
 # -----------------------------------------------------------------------------------------------
 # explain
 # -----------------------------------------------------------------------------------------------
+def check_method(method: str) -> None:
+    """InputError unless `method` is a key of METHODS."""
+    if method not in METHODS:
+        raise InputError(f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
 def task_index(model, task) -> int:
     """The head column of `task`: an index, or a name from `model.task_names`."""
     names = list(getattr(model, "task_names", []))
@@ -255,36 +315,59 @@ def explaining(model, device=None, recompute: bool = False):
         model.to(where).train(mode)
 
 
+def random_background(length: int, n: int = BACKGROUND_SEQUENCES, seed: int = 0) -> np.ndarray:
+    """n uniform random one-hot sequences (n, length, 4): the background of reference
+    statistics when none is given."""
+    rng = np.random.default_rng(seed)
+    return np.eye(4)[rng.integers(0, 4, (n, length))]
+
+
 def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, device=None,
-            check_rc: bool = False, progress: bool = False, **options) -> Attribution:
+            check_rc: bool = False, progress: bool = False, composite=DEFAULT_COMPOSITE,
+            background=None, **options) -> Attribution:
     """Attribute the `target` logit of a model for sequences X.
 
     X: one-hot (N, l, 4) over A, C, G, T (numpy or torch; an all-zero row is N) or a list of
     equal-length strings. target: task index or name. method: a key of METHODS; `options` go to
-    it (integrated_gradients: baseline="N" | "shuffle", n_steps, seed). check_rc: also attribute
-    rc(X) and report `rc_residual`. The model comes back in its mode and on its device; large
-    batches and long sequences are attributed with layer-wise recomputation (RECOMPUTE_ELEMENTS).
+    it (integrated_gradients: baseline="N" | "shuffle", n_steps, n_references, seed;
+    expected_gradients: n_references, seed). LRP: `composite`, a name in
+    lrp_composites.COMPOSITES or a Composite; one whose root points are background statistics
+    calibrates them once on `background` (one-hot (M, l, 4); default BACKGROUND_SEQUENCES
+    uniform random sequences). check_rc: also attribute rc(X) and report `rc_residual`. The
+    model comes back in its mode and on its device; large batches and long sequences are
+    attributed with layer-wise recomputation (RECOMPUTE_ELEMENTS).
     """
-    if method not in METHODS:
-        raise InputError(f"--method: unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    check_method(method)
     target = task_index(model, target)
     X = as_onehot(X)
     run = METHODS[method]
-    out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "rc")}
+    name = None
+    if method == "lrp":
+        name = composite_of(composite).name
+        options = dict(options, composite=composite)
+    out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "reference", "rc")}
     recompute = _needs_recomputation(model, min(batch_size, len(X)), X.shape[1])
     with explaining(model, device, recompute) as param:
+        if method == "lrp" and needs_references(composite):
+            if background is None:
+                background = random_background(X.shape[1])
+            with torch.no_grad():
+                options["references"] = calibrate(model, as_onehot(background), batch_size)
         starts = range(0, len(X), batch_size)
         for start in tqdm(starts, desc=f"{method} attributions", unit="batch", disable=not progress):
             x = torch.from_numpy(X[start:start + batch_size]).to(param)
-            observed, hyp, logits, bias = run(model, x, target, batch_size, **options)
+            scores = run(model, x, target, batch_size, **options)
             if check_rc:
-                observed_rc = run(model, flip_lc(x), target, batch_size, **options)[0]
-                scale = observed.abs().flatten(1).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
-                out["rc"].append((observed_rc - flip_lc(observed)).abs().flatten(1).amax(1) / scale)
-            out["observed"].append(observed)
-            out["hypothetical"].append(hyp - hyp.mean(-1, keepdim=True))
-            out["logits"].append(logits)
-            out["bias"].append(bias)
+                observed_rc = run(model, flip_lc(x), target, batch_size, **options).observed
+                scale = scores.observed.abs().flatten(1).amax(1).clamp_min(torch.finfo(x.dtype).tiny)
+                out["rc"].append((observed_rc - flip_lc(scores.observed)).abs().flatten(1).amax(1)
+                                 / scale)
+            out["observed"].append(scores.observed)
+            out["hypothetical"].append(scores.hypothetical
+                                       - scores.hypothetical.mean(-1, keepdim=True))
+            out["logits"].append(scores.logits)
+            out["bias"].append(scores.bias)
+            out["reference"].append(scores.reference)
 
     def stack(key):
         parts = out[key]
@@ -292,4 +375,5 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
 
     return Attribution(method=method, target=target, observed=stack("observed"),
                        hypothetical=stack("hypothetical"), logits=stack("logits"),
-                       bias_relevance=stack("bias"), rc_residual=stack("rc"))
+                       bias_relevance=stack("bias"), reference_relevance=stack("reference"),
+                       rc_residual=stack("rc"), composite=name)

@@ -80,10 +80,14 @@ class CausalConv1d(nn.Conv1d):
     """
 
     def forward(self, x):
+        return self.convolve(x, self.weight, self.bias)
+
+    def convolve(self, x, weight, bias):
+        """The causal conv of x (b, l, e) with `weight` (e, 1, k) and `bias` (e,) or None."""
         k = self.kernel_size[0]
         x = F.pad(x.transpose(1, 2).unsqueeze(2), (k - 1, 0))          # (b, e, 1, l + k - 1)
-        out = F.conv2d(x.contiguous(memory_format=torch.channels_last), self.weight.unsqueeze(2),
-                       self.bias, groups=self.groups)                  # (b, e, 1, l)
+        out = F.conv2d(x.contiguous(memory_format=torch.channels_last), weight.unsqueeze(2),
+                       bias, groups=self.groups)                       # (b, e, 1, l)
         return out.squeeze(2).transpose(1, 2)
 
 

@@ -1,5 +1,6 @@
 """The end-to-end pipeline behind `caduceus-lrp pipeline` (and `python -m caduceus_lrp`):
-data -> fine-tuning -> attributions -> TF-MoDISco -> Tomtom -> plots -> a markdown summary.
+data -> fine-tuning -> attributions -> TF-MoDISco -> Tomtom -> causal analyses (marginalization,
+spacing, instances, variants) -> plots -> a markdown summary.
 
 Each step is a library function of the PipelineConfig. Every step records what it was computed
 from (its parameters and the size and time of its input files) in `<out>/.pipeline/<step>.json`;
@@ -14,18 +15,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .analysis import ANALYSIS_DIR, AnalysisConfig, analysis_report, run_analysis
 from .attribute import AttributeConfig, first_positive, run_attribute, saliency_figures
 from .checkpoint import load_model
 from .cli import option
 from .data import ground_truth_for, load_dataset
 from .errors import InputError
 from .io_utils import atomic_path
-from .motifs import ModiscoConfig, discover, load_attributions, pattern_report, recovery_report
+from .motifs import (ModiscoConfig, discover, load_attributions, load_replicates, pattern_report,
+                     recovery_report)
+from .report import write_report
 from .training import TrainConfig, run_training
 
 __all__ = ["PipelineConfig", "STEPS", "PIPELINE_SKIPS", "run_pipeline", "step_table"]
 
-STEPS = ("train", "attribute", "motifs", "summary")
+STEPS = ("train", "attribute", "motifs", "analysis", "summary")
 PIPELINE_SKIPS = ("out_dir", "plots_dir")  # TrainConfig fields the pipeline derives from --out
 
 
@@ -46,6 +50,7 @@ class PipelineConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     attribute: AttributeConfig = field(default_factory=lambda: AttributeConfig(split="all"))
     motifs: ModiscoConfig = field(default_factory=ModiscoConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
     def __post_init__(self):
         unknown = [s for s in self.steps if s not in STEPS]
@@ -70,6 +75,10 @@ class PipelineConfig:
     @property
     def attributions_dir(self) -> Path:
         return self.modisco_dir / "attributions"
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.modisco_dir / ANALYSIS_DIR
 
     @property
     def checkpoint(self) -> Path:
@@ -107,12 +116,25 @@ def _device(cfg: PipelineConfig):
 
 def step_motifs(cfg: PipelineConfig) -> dict:
     return discover(load_attributions(cfg.attributions_dir), cfg.modisco_dir, cfg.motifs,
-                    ground_truth=cfg.truth(), plots_dir=cfg.plots_dir)
+                    ground_truth=cfg.truth(), plots_dir=cfg.plots_dir,
+                    replicates=load_replicates(cfg.attributions_dir))
+
+
+def step_analysis(cfg: PipelineConfig) -> dict:
+    """Marginalization, spacing, instances and (with --variants) variant effects of the trained
+    model and its discovered patterns (caduceus_lrp.analysis): modisco_files/analysis/."""
+    model = load_model(cfg.checkpoint)
+    return run_analysis(model, load_dataset(cfg.train.data), cfg.analysis, cfg.modisco_dir,
+                        cfg.plots_dir, truth=cfg.truth(), attributions=cfg.attributions_dir,
+                        attribution_split=cfg.attribute.split, genome=cfg.train.data.genome,
+                        window=cfg.motifs.window, trim=cfg.motifs.trim_threshold,
+                        q_threshold=cfg.motifs.q_threshold, device=_device(cfg))
 
 
 def step_summary(cfg: PipelineConfig) -> dict:
     """modisco_files/summary.md: the training metrics, the patterns with their JASPAR matches,
-    the recovery of known motifs (with ground truth), the figures."""
+    the recovery of known motifs (with ground truth), the figures; then summary.html, all of it
+    and the helix on one self-contained page (`report.write_report`)."""
     metrics_path = cfg.models_dir / "metrics.json"
     patterns_path = cfg.modisco_dir / "patterns.json"
     recovery_path = cfg.modisco_dir / "recovery.json"
@@ -139,6 +161,10 @@ def step_summary(cfg: PipelineConfig) -> dict:
                   "A known motif is recovered when it is the top significant Tomtom match of some "
                   "pattern of the stacked run or of a task's own run (docs/motifs.md).", "", "```",
                   recovery_report(json.loads(recovery_path.read_text())), "```", ""]
+    analysis_path = cfg.analysis_dir / "analysis.json"
+    if analysis_path.exists():
+        lines += ["## Causal analyses (modisco_files/analysis/)", "",
+                  analysis_report(json.loads(analysis_path.read_text())), ""]
     figures = sorted(p.name for p in cfg.plots_dir.glob("*.png")) if cfg.plots_dir.is_dir() else []
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](../plots/{f})" for f in figures] + [""]
@@ -147,7 +173,11 @@ def step_summary(cfg: PipelineConfig) -> dict:
               "`report/report.html`.", ""]
     with atomic_path(cfg.modisco_dir / "summary.md") as tmp:
         tmp.write_text("\n".join(lines))
-    return {"summary": str(cfg.modisco_dir / "summary.md")}
+    html = write_report(cfg.out, method=cfg.attribute.method,
+                        composite=getattr(cfg.attribute, "composite", None),
+                        saliency_method=cfg.saliency_method, ground_truth=cfg.ground_truth,
+                        trim=cfg.motifs.trim_threshold, device=_device(cfg))
+    return {"summary": str(cfg.modisco_dir / "summary.md"), "html": str(html)}
 
 
 def _fmt(metrics, key):
@@ -187,10 +217,16 @@ def step_table(cfg: PipelineConfig) -> dict:
                    [cfg.attributions_dir, *truth_inputs],
                    [cfg.modisco_dir / f"modisco_windows_{cfg.motifs.window}bp.h5",
                     cfg.modisco_dir / "patterns.json"]),
+        "analysis": (step_analysis, asdict(cfg.analysis) | {"ground_truth": cfg.ground_truth},
+                     [cfg.checkpoint, cfg.modisco_dir / "patterns.json", cfg.attributions_dir,
+                      *truth_inputs, *([cfg.analysis.variants] if cfg.analysis.variants else [])],
+                     [cfg.analysis_dir / "analysis.json",
+                      cfg.analysis_dir / "marginalization.tsv"]),
         "summary": (step_summary, {}, [cfg.models_dir / "metrics.json",
                                        cfg.modisco_dir / "patterns.json",
-                                       cfg.modisco_dir / "recovery.json"],
-                    [cfg.modisco_dir / "summary.md"]),
+                                       cfg.modisco_dir / "recovery.json",
+                                       cfg.analysis_dir / "analysis.json"],
+                    [cfg.modisco_dir / "summary.md", cfg.modisco_dir / "summary.html"]),
     }
 
 

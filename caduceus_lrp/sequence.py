@@ -10,12 +10,13 @@ one-hot array is the array with its length and base axes flipped (`flip_lc`).
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 
 __all__ = ["BASES", "TOKEN_IDS", "BASE_TOKENS", "N_TOKEN", "MASK_TOKEN", "IUPAC", "flip_lc", "NotOneHotError", "tokens", "one_hot", "tokens_to_one_hot",
            "one_hot_to_tokens", "one_hot_to_strings", "reverse_complement",
-           "dinucleotide_shuffle", "fit_length", "first_invalid"]
+           "dinucleotide_shuffle", "shuffled_one_hot", "fit_length", "first_invalid"]
 
 BASES = "ACGT"  # the order of one-hot columns, PPM columns and logo letters everywhere
 TOKEN_IDS = {"A": 7, "C": 8, "G": 9, "T": 10, "N": 11}
@@ -232,6 +233,15 @@ def dinucleotide_shuffle(seq, rng):
         used[a] += 1
     result = np.array(out, dtype=codes.dtype)
     return result.tobytes().decode("ascii") if is_str else result
+
+
+def shuffled_one_hot(x, seed: int = 0) -> np.ndarray:
+    """Each one-hot sequence of x (b, l, 4) dinucleotide-shuffled, in x's dtype. A sequence's
+    shuffle is seeded by `seed` and the sequence itself, so it does not depend on the batch."""
+    tokens = one_hot_to_tokens(x)
+    shuffled = np.stack([dinucleotide_shuffle(row, np.random.default_rng(
+        [seed, zlib.crc32(row.tobytes())])) for row in tokens])
+    return tokens_to_one_hot(shuffled, dtype=np.asarray(x).dtype)
 
 
 def _is_tree(parent, root):

@@ -14,7 +14,7 @@ from caduceus_lrp import cli  # noqa: E402
 from caduceus_lrp.attribute import checkpoint_data, saliency_figures, saliency_rows  # noqa: E402
 from caduceus_lrp.checkpoint import load_finetuned  # noqa: E402
 from caduceus_lrp.data import ground_truth_for, load_dataset  # noqa: E402
-from caduceus_lrp.explanation_model import METHODS, as_onehot  # noqa: E402
+from caduceus_lrp.explanation_model import METHODS, as_onehot, check_method  # noqa: E402
 
 
 def build_parser():
@@ -40,6 +40,7 @@ def build_parser():
 @cli.cli_entry
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    check_method(args.method)
     model = load_finetuned(args.model)
     cfg = checkpoint_data(args.model, args.data)
     targets = args.task or model.task_names

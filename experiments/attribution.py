@@ -1,40 +1,74 @@
-"""Attribution methods side by side on the trained demo model, judged against the embedded ground truth.
+"""Attribution methods and LRP composites side by side, judged against planted sites, on several
+trained models.
 
-    python bench/attribution.py [--model final_models/best_model.pt] [--max-sequences 32]
+    python experiments/attribution.py --models final_models/best_model.pt other.pt ...
+        [--max-sequences 32] [--composites all] [--name attribution]
 
-For every task, its positive test sequences (at most --max-sequences) are attributed with each
-method, target = that task. Columns: (1) site AUROC, the per-sequence AUROC of |observed| (summed
-over bases) against the planted positions of the task's motif(s), mean over sequences; (2) ΔA_F,
-faithfulness: positions replaced by N in order of signed relevance, most- and least-relevant first,
-area between the two curves of the target logit (20 steps; higher is better), mean over sequences;
-(3) time of attributing one batch relative to a no-grad forward pass of the same batch (the peer),
-best of --repeats, each attribution right after a forward pass so that both see the same load.
-LRP also gives the largest relative conservation error. A second table gives (1) and (2) per
-task. Targets: LRP best or within 0.01 of the best on (1) and (2), LRP AUROC >= 0.9, LRP cost
-<= 3 forward passes.
+For every model and task, the task's positive test sequences (at most --max-sequences) are
+attributed with each method (LRP once per composite), target = that task. Per sequence:
+site AUROC of |R| (summed over bases) against the planted positions of the task's motif(s), the
+AUROC of the positive part of R alone, the average precision (AUPRC) of |R|, and faithfulness
+Delta A_F with removed positions set to N and set to the bases of a dinucleotide shuffle (20
+steps each). Per method: the cost, time of attributing one batch over a no-grad forward pass of
+it (the peer; best of --repeats, each right after a forward pass), plus the one-time reference
+statistics of composites that have them; the largest relative conservation error (LRP); the
+paired bootstrap 95 % interval of (method - ISM) over sequences on every measure, per model;
+the share of planted GATA1 sites whose central base gets positive relevance; and the ratio of
+mean |R| at the background positions that max pooling picks to that at other background
+positions. Diagnostics on the first model: the share of site relevance that reaches the input
+through the residual path alone, and exact Shapley values over GATA1 sites (N and random-base
+references). DeepLIFT/SHAP (tangermeme, 20 shuffles) is tried on 8 sequences and its convergence
+delta reported. Results go to bench/results/<name>.json (docs/results.md).
+
+Targets for the default composite on every model: the interval of (LRP - ISM) site AUROC
+includes 0 or lies above it; Delta A_F >= 0.9 x ISM's under both replacements; better than
+saliency, grad_x_input and corrected on every measure; <= 3.5 forwards; conservation <= 1e-6.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 
-from caduceus_lrp.data import load_dataset  # noqa: E402
-from caduceus_lrp.explanation_model import (METHODS, checkpoint_data, explain,  # noqa: E402
-                                            faithfulness, ground_truth, load_finetuned,
-                                            planted_sites, positive_rows, site_auroc,
-                                            site_mask)
+from results import record  # noqa: E402
+
+from caduceus_lrp.attribute import background_sequences, checkpoint_data  # noqa: E402
+from caduceus_lrp.attribution_metrics import (faithfulness, paired_interval,  # noqa: E402
+                                              site_auprc, site_auroc, site_mask)
+from caduceus_lrp.checkpoint import load_finetuned  # noqa: E402
+from caduceus_lrp.data import ground_truth_for, load_dataset  # noqa: E402
+from caduceus_lrp.explanation_model import explain  # noqa: E402
+from caduceus_lrp.lrp_composites import COMPOSITES, DEFAULT_COMPOSITE, needs_references  # noqa: E402
+from caduceus_lrp.lrp_diagnostics import pooled_positions, residual_only, site_shapley  # noqa: E402
+
+MEASURES = ["site AUROC", "AUROC R>0", "AUPRC", "ΔA_F N", "ΔA_F shuffle"]
+ONE_PASS = ("saliency", "grad_x_input", "corrected")
 
 
-def time_ratio(model, X, method, repeats):
+def entries(composites, comparators=True):
+    """[(label, method, options)]: the one-pass gradient methods, LRP per composite, the
+    integrated and expected gradients (unless not `comparators`), ISM (the peer of the
+    intervals) last."""
+    references = [("integrated_gradients N", "integrated_gradients", {"baseline": "N"}),
+                  ("integrated_gradients 10 shuffles", "integrated_gradients",
+                   {"baseline": "shuffle", "n_references": 10, "n_steps": 20}),
+                  ("expected_gradients 20 shuffles", "expected_gradients", {"n_references": 20})]
+    return ([(m, m, {}) for m in ONE_PASS]
+            + [(f"lrp {c}", "lrp", {"composite": c}) for c in composites]
+            + (references if comparators else []) + [("ism", "ism", {})])
+
+
+def time_ratio(model, X, method, options, repeats):
     """Best-of-`repeats` time of `method` on the batch X over the best time of a no-grad forward
-    pass of X (the peer), each method pass right after a forward pass (same machine load)."""
+    pass of X, each method pass right after a forward pass (same machine load)."""
     forward, attribution = [], []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -42,65 +76,213 @@ def time_ratio(model, X, method, repeats):
             model(onehot=torch.from_numpy(X))
         forward.append(time.perf_counter() - t)
         t = time.perf_counter()
-        explain(model, X, method=method, batch_size=len(X))
+        explain(model, X, batch_size=len(X), **dict(options, method=method))
         attribution.append(time.perf_counter() - t)
     return min(attribution) / min(forward)
 
 
+def central_signs(observed, sites, motif):
+    """+1 / -1 / 0 per planted site of `motif`: the sign of the relevance of its central base."""
+    position = observed.sum(-1)
+    return [np.sign(position[i, (s + e) // 2]) for i, seq in enumerate(sites)
+            for s, e, name in seq if name == motif]
+
+
+def evaluate(model, onehot, tasks, label, method, options, steps):
+    """Per-sequence measures {measure: (n,)} over all tasks, the task of each sequence, the
+    largest conservation error, the GATA1 central-base signs and the pooled-position ratio."""
+    per = {m: [] for m in MEASURES}
+    task_of, conservation, signs, ratio_site, ratio_rest = [], [], [], [], []
+    for k, name, rows, mask, sites, picked in tasks:
+        result = explain(model, onehot[rows], target=k, method=method, **options)
+        observed = result.observed
+        score = np.abs(observed).sum(-1)
+        per["site AUROC"].append(site_auroc(score, mask))
+        per["AUROC R>0"].append(site_auroc(np.clip(observed.sum(-1), 0, None), mask))
+        per["AUPRC"].append(site_auprc(score, mask))
+        for replacement in ("N", "shuffle"):
+            per[f"ΔA_F {replacement}"].append(faithfulness(
+                model, onehot[rows], observed.sum(-1), target=k, steps=steps,
+                replacement=replacement))
+        task_of += [name] * len(rows)
+        if result.conservation_error is not None:
+            conservation.append(result.conservation_error.max())
+        signs += central_signs(observed, sites, "GATA1")
+        if picked is not None:
+            background = ~mask
+            ratio_site.append(score[picked & background])
+            ratio_rest.append(score[~picked & background])
+        print(f"    {label} {name}: site AUROC {np.nanmean(per['site AUROC'][-1]):.3f}",
+              file=sys.stderr)
+    out = {m: np.concatenate(v) for m, v in per.items()}
+    ratio = (np.concatenate(ratio_site).mean() / np.concatenate(ratio_rest).mean()
+             if ratio_site else np.nan)
+    return (out, np.array(task_of), max(conservation) if conservation else None,
+            np.mean(np.array(signs) > 0) if signs else np.nan, ratio)
+
+
+def diagnostics(model, onehot, tasks, composite, n_sites):
+    """Residual-path share of site relevance for `composite` and for mambalrp, and the GATA1
+    central base under exact Shapley values (N and random references) beside LRP."""
+    lines = []
+    for name in dict.fromkeys([composite, "mambalrp"]):
+        share = []
+        for k, task, rows, mask, _, _ in tasks:
+            full = explain(model, onehot[rows], target=k, composite=name).observed.sum(-1)
+            resid = explain(model, onehot[rows], target=k,
+                            composite=residual_only(name)).observed.sum(-1)
+            share.append((resid * mask).sum(1) / (full * mask).sum(1))
+        share = np.concatenate(share)
+        lines.append(f"{name}: relevance at planted sites through the residual path alone, "
+                     f"median share {np.median(share):.2f} (IQR {np.percentile(share, 25):.2f}"
+                     f"-{np.percentile(share, 75):.2f})")
+    gata = next((t for t in tasks if t[1] == "GATA1"), None)
+    if gata is None:
+        return lines, {}
+    k, _, rows, _, sites, _ = gata
+    found = [(r, s, e) for r, seq in zip(rows, sites) for s, e, m in seq if m == "GATA1"][:n_sites]
+    shap = {"N": [], "random": []}
+    lrp_sign = {c: [] for c in dict.fromkeys([composite, "mambalrp"])}
+    for r, s, e in found:
+        for ref in shap:
+            phi = site_shapley(model, onehot[r], np.arange(s, e), target=k, reference=ref)
+            shap[ref].append(phi)
+        for c in lrp_sign:
+            rel = explain(model, onehot[r:r + 1], target=k, composite=c).observed[0].sum(-1)
+            lrp_sign[c].append(rel[s:e])
+    centre = (found[0][2] - found[0][1]) // 2 if found else 0
+    summary = {f"Shapley ({ref} reference)": float(np.mean([p[centre] > 0 for p in v]))
+               for ref, v in shap.items()}
+    summary |= {f"lrp {c}": float(np.mean([p[centre] > 0 for p in v]))
+                for c, v in lrp_sign.items()}
+    agree = {c: float(np.mean([np.mean(np.sign(a) == np.sign(b)) for a, b in
+                               zip(v, shap["random"])])) for c, v in lrp_sign.items()}
+    lines.append(f"GATA1 central base positive over {len(found)} sites: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in summary.items()))
+    lines.append("sign agreement with Shapley (random reference) over the site's positions: "
+                 + ", ".join(f"lrp {c} {v:.2f}" for c, v in agree.items()))
+    return lines, summary
+
+
+def deep_lift_shap_delta(model, X, target):
+    """tangermeme's DeepLIFT/SHAP (20 dinucleotide shuffles) with the package's SiLU and RMSNorm
+    given tangermeme's rules: the largest |convergence delta| relative to the mean |f(x) -
+    f(ref)|, or the error it raised."""
+    from tangermeme.deep_lift_shap import _nonlinear, _rmsnorm, deep_lift_shap
+
+    from caduceus_lrp.layers import RMSNorm, SiLU
+
+    class ChannelsFirst(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(onehot=x.transpose(1, 2)).logits
+
+    for m in model.modules():
+        if isinstance(m, RMSNorm):
+            m.normalized_shape = tuple(m.weight.shape)
+    wrapper = ChannelsFirst().eval()
+    x = torch.from_numpy(X).float().transpose(1, 2).contiguous()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            attr, refs = deep_lift_shap(wrapper, x, target=target, n_shuffles=20,
+                                        return_references=True, random_state=0, device="cpu",
+                                        additional_nonlinear_ops={SiLU: _nonlinear,
+                                                                  RMSNorm: _rmsnorm})
+        with torch.no_grad():
+            fx = wrapper(x)[:, target]
+            fr = torch.stack([wrapper(refs[:, j])[:, target] for j in range(refs.shape[1])], 1)
+        delta = attr.sum((1, 2)) - (fx - fr.mean(1))
+        return (f"max |Σ attribution - (f(x) - mean f(ref))| = {delta.abs().max():.3g}, relative "
+                f"to mean |f(x) - f(ref)| {(delta.abs() / (fx[:, None] - fr).abs().mean(1)).max():.2f}"
+                f"; tangermeme warnings: {len(caught)}")
+    except Exception as err:  # the statement is the measurement
+        return f"failed: {type(err).__name__}: {err}"
+    finally:
+        for m in model.modules():
+            m.__dict__.pop("normalized_shape", None)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="final_models/best_model.pt")
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--models", nargs="+", default=["final_models/best_model.pt"])
+    parser.add_argument("--composites", nargs="+", default=list(COMPOSITES),
+                        choices=list(COMPOSITES))
     parser.add_argument("--max-sequences", type=int, default=32, help="positive test sequences per task")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=20, help="ΔA_F perturbation steps")
     parser.add_argument("--repeats", type=int, default=3, help="timing repeats (the best counts)")
+    parser.add_argument("--shapley-sites", type=int, default=12)
+    parser.add_argument("--no-comparators", action="store_true",
+                        help="leave out integrated and expected gradients (a quick pilot)")
+    parser.add_argument("--name", default="attribution", help="result name (bench/results/)")
     args = parser.parse_args(argv)
-    model = load_finetuned(args.model)
-    cfg = checkpoint_data(args.model)
-    truth = ground_truth(cfg)
-    test = load_dataset(cfg).subset("test")
-    onehot = test.one_hot()
-    tasks = []  # (task index, rows, mask)
-    for k, task in enumerate(model.task_names):
-        rows = positive_rows(test, task)[:args.max_sequences]
-        mask = site_mask(planted_sites(truth, [test.ids[r] for r in rows], task), test.seq_len)
-        if len(rows):
-            tasks.append((k, rows, mask))
-    n_seq = sum(len(rows) for _, rows, _ in tasks)
-    for method in args.methods:  # warm-up: numba compilation, allocator
-        options = {"n_steps": 2} if method == "integrated_gradients" else {}
-        explain(model, onehot[:2], method=method, **options)
-    table, per_task = [], {}  # per_task[(method, task)] = (mean site AUROC, mean ΔA_F)
-    for method in args.methods:
-        aurocs, deltas, conservation = [], [], []
-        for k, rows, mask in tasks:
-            result = explain(model, onehot[rows], target=k, method=method, batch_size=args.batch_size)
-            aurocs.append(site_auroc(np.abs(result.observed).sum(-1), mask))
-            deltas.append(faithfulness(model, onehot[rows], result.observed.sum(-1), target=k,
-                                       steps=args.steps, batch_size=4 * args.batch_size))
-            per_task[method, model.task_names[k]] = (np.nanmean(aurocs[-1]), np.mean(deltas[-1]))
-            if result.conservation_error is not None:
-                conservation.append(result.conservation_error.max())
-        ratio = time_ratio(model, onehot[:args.batch_size], method, args.repeats)
-        table.append((method, np.nanmean(np.concatenate(aurocs)), np.mean(np.concatenate(deltas)),
-                      ratio, max(conservation) if conservation else None))
-        print(f"  {method}: done", file=sys.stderr)
-    print(f"\n{args.model}: {len(tasks)} tasks, {n_seq} positive test sequences of {test.seq_len} bp; "
-          f"time: best of {args.repeats} on one batch of {args.batch_size}, each pass right after a "
-          f"forward pass of the same batch (the peer), {torch.get_num_threads()} threads\n")
-    print("| method | site AUROC | ΔA_F | time / forward | conservation error |")
-    print("|---|---:|---:|---:|---:|")
-    for method, auroc, delta, ratio, cons in table:
-        print(f"| {method} | {auroc:.3f} | {delta:.3f} | {ratio:.1f} | "
-              f"{'' if cons is None else f'{cons:.1e}'} |")
-    print("\nper task, site AUROC / ΔA_F:\n")
-    print("| task | " + " | ".join(args.methods) + " |")
-    print("|---|" + "---:|" * len(args.methods))
-    for k, rows, _ in tasks:
-        task = model.task_names[k]
-        print(f"| {task} ({len(rows)}) | " + " | ".join(
-            "{:.3f} / {:.2f}".format(*per_task[m, task]) for m in args.methods) + " |")
+    torch.set_num_threads(1)
+    rows, per_task, notes = [], {}, []
+    for model_path in args.models:
+        model = load_finetuned(model_path)
+        cfg = checkpoint_data(model_path)
+        truth = ground_truth_for(cfg, None)
+        test = load_dataset(cfg).subset("test")
+        onehot = test.one_hot()
+        background = background_sequences(cfg)
+        tasks = []
+        for k, task in enumerate(model.task_names):
+            chosen = test.positives(task)[:args.max_sequences]
+            if not len(chosen):
+                continue
+            sites = truth.sites_of([test.ids[r] for r in chosen], task)
+            picked = (pooled_positions(model, onehot[chosen]) if model.head.pooling == "max"
+                      else None)
+            tasks.append((k, task, chosen, site_mask(sites, test.seq_len), sites, picked))
+        n_seq = sum(len(t[2]) for t in tasks)
+        print(f"{model_path}: {len(tasks)} tasks, {n_seq} positive test sequences", file=sys.stderr)
+        results = {}
+        for label, method, options in entries(args.composites, not args.no_comparators):
+            options = dict(options, batch_size=args.batch_size)
+            if method == "lrp" and needs_references(options["composite"]):
+                options["background"] = background
+            results[label] = evaluate(model, onehot, tasks, label, method, options, args.steps)
+            cost = time_ratio(model, onehot[tasks[0][2][:args.batch_size]], method,
+                              {k: v for k, v in options.items() if k != "batch_size"},
+                              args.repeats)
+            results[label] += (cost,)
+        ism = results["ism"][0]
+        for label, (per, task_of, cons, gata, ratio, cost) in results.items():
+            intervals = [paired_interval(per[m], ism[m]) for m in MEASURES]
+            once = (f" + {len(background)} once" if label.startswith("lrp")
+                    and needs_references(label.split(" ", 1)[1]) else "")
+            rows.append([Path(model_path).parent.name or model_path, label,
+                         *[round(float(np.nanmean(per[m])), 3) for m in MEASURES],
+                         *[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in intervals],
+                         f"{cost:.1f}{once}", None if cons is None else float(f"{cons:.1e}"),
+                         round(float(gata), 2), round(float(ratio), 2)])
+            for task in dict.fromkeys(task_of):
+                sel = task_of == task
+                per_task.setdefault((task, label), []).append(
+                    (np.nanmean(per["site AUROC"][sel]), np.mean(per["ΔA_F N"][sel])))
+        if model_path == args.models[0]:
+            lines, _ = diagnostics(model, onehot, tasks, DEFAULT_COMPOSITE, args.shapley_sites)
+            k, _, chosen, *_ = tasks[0]
+            lines.append("DeepLIFT/SHAP (tangermeme, 20 shuffles, 8 sequences): "
+                         + deep_lift_shap_delta(model, onehot[chosen[:8]], k))
+            notes += [f"{model_path}: {line}" for line in lines]
+    columns = ["model", "method", *MEASURES, *[f"{m} − ISM [95 % CI]" for m in MEASURES],
+               "forwards", "conservation", "GATA1 centre > 0", "pooled / other background |R|"]
+    task_rows = [[task, label, *np.round(np.mean(v, axis=0), 3)]
+                 for (task, label), v in sorted(per_task.items())]
+    default = [r for r in rows if r[1] == f"lrp {DEFAULT_COMPOSITE}"]
+    record(args.name, "Attribution methods and LRP composites against planted sites",
+           columns, rows, peer="ism (interval columns); a no-grad forward pass (cost)",
+           notes="\n\n".join(notes),
+           headline=(f"LRP ({DEFAULT_COMPOSITE}) site AUROC "
+                     + ", ".join(str(r[2]) for r in default) + " on "
+                     f"{len(args.models)} models; − ISM: " + "; ".join(r[7] for r in default)))
+    record(f"{args.name}-tasks", "Attribution per task (mean over the models)",
+           ["task", "method", "site AUROC", "ΔA_F N"], task_rows)
 
 
 if __name__ == "__main__":

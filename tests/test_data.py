@@ -436,13 +436,15 @@ def test_cli_bad_input_in_process(tmp_path, monkeypatch, capsys, files, args, me
 def test_ground_truth_from_a_site_table_and_a_motif_table(tmp_path):
     cfg = DataConfig(cache_dir=str(tmp_path), n_synthetic=300)
     truth = read_ground_truth(embedded_dataset(cfg)[1])
-    assert truth.planted == {t: [m] for t, m in synthetic.TASK_MOTIFS.items()}
+    assert truth.planted == {t: [m] for t, m in synthetic.TASK_MOTIFS.items()} | {
+        "TAL1+GATA1": ["MA0091.2", "MA0035.5"]}
     assert truth.decoy == synthetic.DECOY_MOTIF
-    assert truth.motifs_of("GATA1+TAL1") == ["MA0035.5", "MA0091.2"]
-    ids = list(truth.sites["id"].unique()[:3])
-    for i, sites in zip(ids, truth.sites_of(ids, "GATA1+TAL1")):
-        rows = truth.sites[(truth.sites["id"] == i) & truth.sites["task"].isin(["GATA1", "TAL1"])]
-        assert sites == sorted(zip(rows["start"], rows["end"], rows["motif_name"]))
+    assert truth.motifs_of("TAL1+GATA1") == ["MA0091.2", "MA0035.5"]
+    ids = list(truth.sites["id"].unique()[:20])
+    for task, parts in (("TAL1+GATA1", ["TAL1+GATA1"]), ("GATA1+TAL1", ["GATA1", "TAL1"])):
+        for i, sites in zip(ids, truth.sites_of(ids, task)):  # its own rows, else its parts'
+            rows = truth.sites[(truth.sites["id"] == i) & truth.sites["task"].isin(parts)]
+            assert sites == sorted(zip(rows["start"], rows["end"], rows["motif_name"]))
     motifs = write(tmp_path / "m.csv", "task,motif_id\nA,MA0139.2\nB,\"MA0035.5, MA0091.2\"\n"
                                        "decoy,MA1494.2\n")
     truth = read_ground_truth(motifs)

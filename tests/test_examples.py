@@ -10,7 +10,7 @@ from helpers import ROOT, make_checkpoint
 
 from caduceus_lrp.data.synthetic import TASKS
 
-SEQ_LEN = 160
+SEQ_LEN = 170
 
 
 def load_script(name):
@@ -64,7 +64,7 @@ def test_viz_interpret_writes_modisco_files_and_plots(ckpt, tmp_path, capsys):
 
 def test_viz_3d_dna_writes_a_png(ckpt, tmp_path, capsys):
     png = tmp_path / "helix.png"
-    seq = "ACGT" * (SEQ_LEN // 4)
+    seq = ("ACGT" * SEQ_LEN)[:SEQ_LEN]
     status, out, _ = run("viz_3d_dna", ["--model", str(ckpt), "--sequence", seq, "--task", "SPI1",
                                         "--out", str(png), "--html", str(tmp_path / "h.html")], capsys)
     assert status == 0 and png.stat().st_size > 0
@@ -80,10 +80,10 @@ def test_help(script, capsys):
 @pytest.mark.parametrize("script, extra, message", [
     ("viz_saliency", ["--method", "deeplift"], "--method: unknown method 'deeplift'"),
     ("viz_saliency", ["--task", "NFKB"], "--task: unknown task 'NFKB'"),
-    ("viz_saliency", ["--sequences", "ACGT"], "length 4, but the model was trained on 160-bp"),
+    ("viz_saliency", ["--sequences", "ACGT"], "length 4, but the model was trained on 170-bp"),
     ("viz_interpret", ["--compare", "shap"], "unknown method 'shap'"),
-    ("viz_3d_dna", ["--sequence", "ACGTN"], "length 5, but the model was trained on 160-bp"),
-    ("viz_3d_dna", ["--window", "150", "170"], "--window: 150 170 is not inside"),
+    ("viz_3d_dna", ["--sequence", "ACGTN"], "length 5, but the model was trained on 170-bp"),
+    ("viz_3d_dna", ["--window", "160", "200"], "--window: 160 200 is not inside"),
 ])
 def test_bad_arguments_give_one_line(ckpt, script, extra, message, capsys):
     status, _, err = run(script, ["--model", str(ckpt), *extra], capsys)

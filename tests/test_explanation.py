@@ -159,6 +159,37 @@ def test_write_attributions_for_modisco(ps, tmp_path):
     assert not (tmp_path / "c").exists()
 
 
+def test_replicate_attributions_are_averaged_and_each_kept(ps, tmp_path):
+    other = classifier(rcps=True, task_names=["a", "b", "c"], seed=5)
+    seqs = one_hot_to_strings(onehot(b=4, l=14, seed=4).numpy())
+    ds = SequenceDataset(tokens(seqs), np.array([[1, 0, 0]] * 4), ["a", "b", "c"],
+                         np.array(["test"] * 4), [f"s{i}" for i in range(4)])
+    results = write_attributions([ps, other], ds, tmp_path, progress=False)
+    each = [explain(m, ds.one_hot(), target="a") for m in (ps, other)]
+    hyp = np.load(tmp_path / "a" / "hyp.npz")["arr_0"].transpose(0, 2, 1)
+    np.testing.assert_allclose(hyp, (each[0].hypothetical + each[1].hypothetical) / 2,
+                               rtol=1e-12, atol=1e-14)
+    replicates = np.load(tmp_path / "a" / "replicates.npz")["arr_0"]
+    assert replicates.shape == (2, 4, 14)
+    np.testing.assert_allclose(replicates[1], each[1].observed.sum(-1), rtol=1e-6, atol=1e-7)
+    assert np.abs(results["a"].conservation_residual).max() < 1e-10   # the mean conserves too
+    write_attributions(ps, ds, tmp_path, progress=False)              # one model: no stale file
+    assert not (tmp_path / "a" / "replicates.npz").exists()
+
+
+def test_replicate_checkpoints_are_those_metrics_json_lists(tmp_path):
+    from caduceus_lrp.attribute import replicate_checkpoints
+
+    best = tmp_path / "best_model.pt"
+    assert replicate_checkpoints(best) == []
+    for seed in (3, 4, 9):
+        (tmp_path / "replicates" / f"seed-{seed}").mkdir(parents=True)
+        (tmp_path / "replicates" / f"seed-{seed}" / "best_model.pt").touch()
+    (tmp_path / "metrics.json").write_text('{"replicates": [{"seed": 3}, {"seed": 4}]}')
+    assert replicate_checkpoints(best) == [tmp_path / "replicates" / f"seed-{s}" / "best_model.pt"
+                                           for s in (3, 4)]
+
+
 @pytest.fixture(scope="module")
 def cnn():
     torch.manual_seed(0)

@@ -1,5 +1,7 @@
 """LRP rules: each against an independent derivation on its sub-block (float64), and the whole
 model's invariants: conservation, RC equivariance, batch independence, unchanged forward values."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,19 +9,28 @@ from helpers import DT, ROOT, classifier, gen, onehot, randn
 
 from caduceus_lrp import lrp_layers
 from caduceus_lrp.layers import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
+from caduceus_lrp.lrp_composites import MAMBALRP, lrp_mode
 from caduceus_lrp.lrp_layers import (LRPCausalConv1d, LRPLinear, LRPRMSNorm, LRPSelectiveSSM,
-                                     LRPSiLU, half_gate, lrp_mode, silu_identity)
+                                     LRPSiLU, Probe, RuleState, half_gate, silu_identity)
 from caduceus_lrp.scan import selective_scan_ref
 from caduceus_lrp.sequence import flip_lc
 
-def lrp(model, x, target=1):
+
+def lrp(model, x, target=1, composite="mambalrp"):
     """(relevance (b, l, 4), bias relevance (b,), logits (b,)) by Gradient x Input in LRP mode."""
-    with lrp_mode(model) as probe:
+    with lrp_mode(model, composite) as probes:
         x = x.clone().requires_grad_(True)
-        p = probe.arm(x.shape[0], x.dtype, x.device)
+        p = probes.bias.arm(x.shape[0], x.dtype, x.device)
         logits = model(onehot=x).logits[:, target]
         gx, gp = torch.autograd.grad(logits.sum(), [x, p])
     return (x * gx).detach(), gp, logits.detach()
+
+
+def with_state(module, cls, **params):
+    """`module` switched to the rule class `cls`, with fresh probes and `params`."""
+    module.__class__ = cls
+    module.lrp = RuleState(Probe(), Probe(), params)
+    return module
 
 
 def grad_x_input(fn, *inputs, upstream):
@@ -114,10 +125,9 @@ def test_causal_conv_equals_torch_conv1d_and_its_bias_relevance():
     # mamba-ssm's convolution: torch's conv1d on (rows, e, l), truncated to l
     ref = F.conv1d(x.transpose(1, 2), conv.weight, conv.bias, padding=k - 1, groups=e)[..., :l]
     torch.testing.assert_close(conv(x), ref.transpose(1, 2), rtol=1e-14, atol=1e-14)
-    conv.__class__ = LRPCausalConv1d
-    conv.lrp_probe = lrp_layers.BiasProbe()
+    with_state(conv, LRPCausalConv1d)
     xg = x.clone().requires_grad_(True)
-    p = conv.lrp_probe.arm(n, DT, "cpu")
+    p = conv.lrp.bias.arm(n, DT, "cpu")
     out = conv(xg)
     gx, gp = torch.autograd.grad((out * g).sum(), [xg, p])
     torch.testing.assert_close(out.detach(), ref.transpose(1, 2), rtol=1e-14, atol=1e-14)
@@ -135,11 +145,10 @@ def test_causal_conv_equals_torch_conv1d_and_its_bias_relevance():
 
 def test_linear_bias_relevance():
     lin = torch.nn.Linear(5, 3).to(DT)
-    lin.__class__ = LRPLinear
-    lin.lrp_probe = lrp_layers.BiasProbe()
+    with_state(lin, LRPLinear)
     x, g = randn(4, 5, seed=1), randn(4, 3, seed=2)
     xg = x.clone().requires_grad_(True)
-    p = lin.lrp_probe.arm(4, DT, "cpu")
+    p = lin.lrp.bias.arm(4, DT, "cpu")
     gx, gp = torch.autograd.grad((lin(xg) * g).sum(), [xg, p])
     torch.testing.assert_close(gp, (g * lin.bias.detach()).sum(1), rtol=1e-14, atol=1e-15)
     # conservation of the block: relevance of x plus of the bias is the output's
@@ -160,11 +169,11 @@ def test_conservation_float64(rcps, pooling):
 
 
 @pytest.mark.parametrize("rule", [SiLU, SelectiveSSM, RMSNorm])
-def test_conservation_fails_without_each_rule(rule, monkeypatch):
+def test_conservation_fails_without_each_rule(rule):
     """The conservation test has teeth: dropping any one rule breaks it (docs/lrp.md)."""
-    monkeypatch.delitem(lrp_layers.RULES, rule)
+    rules = {k: v for k, v in MAMBALRP.rules.items() if k is not rule}
     model, x = classifier(rcps=True), onehot()
-    rel, bias, logits = lrp(model, x)
+    rel, bias, logits = lrp(model, x, composite=dataclasses.replace(MAMBALRP, rules=rules))
     assert ((logits - rel.sum((1, 2)) - bias).abs() / logits.abs()).max() > 1e-3
 
 
@@ -205,18 +214,18 @@ def test_forward_values_unchanged_and_model_restored(rcps):
     state = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
         ref = model(onehot=x).logits
-        with lrp_mode(model) as probe:
+        with lrp_mode(model) as probes:
             assert {type(m) for m in model.modules()} >= {LRPSiLU, LRPSelectiveSSM, LRPRMSNorm,
                                                           LRPCausalConv1d}
             plain = model(onehot=x).logits
-            probe.arm(x.shape[0], DT, "cpu")
+            probes.bias.arm(x.shape[0], DT, "cpu")
             probed = model(onehot=x).logits
         after = model(onehot=x).logits
     torch.testing.assert_close(plain, ref, rtol=1e-13, atol=1e-14)   # the fused scan's own silu
     assert torch.equal(probed, plain)
     assert torch.equal(after, ref)
     assert {name: type(m) for name, m in model.named_modules()} == classes
-    assert all(not hasattr(m, "lrp_probe") for m in model.modules())
+    assert all("lrp" not in m.__dict__ for m in model.modules())
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
@@ -228,7 +237,7 @@ def test_model_restored_after_an_error():
 
 
 def test_probe_rejects_a_batch_that_is_not_a_stack_of_the_samples():
-    probe = lrp_layers.BiasProbe()
+    probe = Probe()
     probe.arm(3, DT, "cpu")
     assert probe.rows(6).shape == (6,)
     with pytest.raises(RuntimeError, match="not a stack"):

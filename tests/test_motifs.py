@@ -15,8 +15,8 @@ from caduceus_lrp.commands import main as command
 from caduceus_lrp.data.synthetic import jaspar_ppm
 from caduceus_lrp.errors import InputError
 from caduceus_lrp.motifs import (STACKED, ModiscoConfig, check_attributions, combine_recoveries,
-                                 load_patterns, motif_recovery, peak_starts, peak_windows,
-                                 recovery_report, recovery_table, run_modisco)
+                                 load_patterns, motif_recovery, pattern_report, peak_starts,
+                                 peak_windows, recovery_report, recovery_table, run_modisco)
 from caduceus_lrp.motifs.meme import jaspar_families, jaspar_meme, read_motifs, write_meme
 from caduceus_lrp.motifs.tomtom import TOMTOM_COLUMNS, tomtom_table
 
@@ -245,18 +245,18 @@ def test_family_matches_are_reported_beside_the_top_match_verdict():
 @pytest.fixture(scope="module")
 def discovered(tmp_path_factory, db):
     """The CLI on two synthetic tasks (CTCF; SPI1) with GATA1 as an unscored decoy in every
-    sequence, and a task of 10 sequences: the folder of its outputs."""
+    sequence, and a task of 10 sequences: the folder of its outputs. Two replicates: one whose
+    contributions are the attributions', one of noise."""
     root = tmp_path_factory.mktemp("motifs")
-    tasks = {"ctcf": [CTCF], "spi1": [SPI1]}
-    for k, (task, ids) in enumerate(tasks.items()):
-        ohe, hyp = planted_attributions(ids, 500, decoy=GATA1, seed=k)
+    tasks = {"ctcf": ([CTCF], 500), "spi1": ([SPI1], 500), "tiny": ([CTCF], 10)}  # tiny: too few
+    for k, (task, (ids, n)) in enumerate(tasks.items()):
+        ohe, hyp = planted_attributions(ids, n, decoy=GATA1 if n > 10 else None,
+                                        seed=9 if n == 10 else k)
         (root / "attr" / task).mkdir(parents=True)
         np.savez(root / "attr" / task / "ohe.npz", ohe.transpose(0, 2, 1))
         np.savez(root / "attr" / task / "hyp.npz", hyp.transpose(0, 2, 1))
-    ohe, hyp = planted_attributions([CTCF], 10, seed=9)  # too few for a run of its own
-    (root / "attr" / "tiny").mkdir()
-    np.savez(root / "attr" / "tiny" / "ohe.npz", ohe.transpose(0, 2, 1))
-    np.savez(root / "attr" / "tiny" / "hyp.npz", hyp.transpose(0, 2, 1))
+        noise = np.random.default_rng(k).normal(0, 0.05, ohe.shape[:2])
+        np.savez(root / "attr" / task / "replicates.npz", np.stack([(ohe * hyp).sum(-1), noise]))
     (root / "truth.tsv").write_text("task\tmotif_id\nctcf\tMA0139.2\nspi1\tMA0080.7\n"
                                     f"decoy\t{GATA1}\n")
     code = main(["--attributions", str(root / "attr"), "--out", str(root / "out"),
@@ -278,6 +278,8 @@ def test_discover_recovers_the_planted_motifs_and_not_the_decoy(discovered):
         assert rec["tasks"][task]["all_recovered"]
     assert rec["tasks"]["tiny"]["motifs"] == []  # its run failed; the others went on
     assert stacked[SPI1]["family"] == ["Ets-related"] and stacked[SPI1]["family_recovered"]
+    assert stacked[CTCF]["replicates"] == 2 and stacked[CTCF]["replicates_agreeing"] == 1
+    assert "(1/2 replicates agree)" in recovery_report(rec)
     assert not (discovered / "out" / "tasks" / "tiny").exists()
     assert (discovered / "plots" / "TF_motifs.png").stat().st_size > 10_000
 
@@ -296,6 +298,10 @@ def test_pattern_report_lists_every_run_with_matches_and_families(discovered):
     assert "MA0139.2_CTCF" in top and top["MA0139.2_CTCF"]["matches"][0]["family"] == \
         ["More than 3 adjacent zinc fingers"]
     assert top["MA0139.2_CTCF"]["peak_share"] < 0.3  # a motif, not a single-base spike
+    for row in top.values():  # the replicate with the attributions' contributions agrees
+        assert row["replicates_agreeing"] == 1
+        assert row["replicate_support"][0] > 0.9 and row["replicate_support"][1] < 0.2
+    assert "1/2 replicates" in pattern_report(report)
 
 
 @pytest.mark.slow
@@ -382,3 +388,26 @@ def test_cli_bad_inputs_print_one_line_and_exit_2(tmp_path, capsys, kind):
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert re.search(message, err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_replicate_support_tells_a_replicate_that_attributes_the_seqlets_from_one_that_does_not():
+    from caduceus_lrp.motifs import Pattern
+    from caduceus_lrp.motifs.agreement import replicate_support
+
+    rng = np.random.default_rng(0)
+    n, w, s = 200, 60, 80
+    contributions = rng.normal(0, 0.3, (3, n, w))
+    rows, starts = rng.choice(n, s, replace=False), rng.integers(0, w - 10, s)
+    for row, start in zip(rows, starts):
+        contributions[0, row, start:start + 10] += 3.0       # replicate 0 learned the motif
+        contributions[2, row, start:start + 10] -= 3.0       # replicate 2 its opposite
+    contributions[0] *= 10                                   # on a larger logit scale
+    ensemble = contributions[:2].mean(axis=0)                # the mean of replicates 0 and 1
+    zeros = np.zeros((10, 4))
+    pattern = Pattern("pos_patterns.pattern_0", zeros, zeros, zeros, rows, starts, starts + 10,
+                      np.zeros(s, bool))
+    support = replicate_support(pattern, contributions, ensemble)
+    assert support[0] > 0.95 and support[1] < 0.1 and support[2] == 0
+    negative = Pattern("neg_patterns.pattern_0", zeros, zeros, zeros, rows, starts, starts + 10,
+                       np.zeros(s, bool))
+    assert replicate_support(negative, contributions, contributions[2])[2] > 0.95

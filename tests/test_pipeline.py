@@ -17,7 +17,8 @@ from caduceus_lrp.data.synthetic import SyntheticConfig, jaspar_ppm, make_synthe
 from caduceus_lrp.pipeline import PipelineConfig, fingerprint
 
 REDUCED = ["--epochs", "1", "--max-seqlets-per-metacluster", "2000", "--n-leiden-runs", "1",
-           "--compare", "saliency", "lrp", "--max-sequences", "40"]
+           "--compare", "saliency", "lrp", "--max-sequences", "40",
+           "--n-backgrounds", "8", "--spacing-backgrounds", "2", "--max-spacing", "10"]
 NO_REPORT = [*REDUCED, "--no-modisco-report"]  # the runs on other formats: modisco's HTML is
 # written by the embedded run
 
@@ -52,7 +53,11 @@ def test_small_end_to_end_run_writes_every_output(small_run):
                  "modisco_files/modisco_windows_200bp.h5", "modisco_files/big200bp.pos.meme",
                  "modisco_files/tomtom_large_sample.tsv", "modisco_files/report/report.html",
                  "modisco_files/patterns.json", "modisco_files/recovery.json",
-                 "modisco_files/summary.md"]:
+                 "modisco_files/summary.md", "modisco_files/summary.html", "plots/helix.png",
+                 "modisco_files/instances.tsv",
+                 "modisco_files/analysis/analysis.json",
+                 "modisco_files/analysis/marginalization.tsv", "plots/marginalization.png",
+                 "modisco_files/analysis/spacing_TAL1_TCF3_GATA1.tsv"]:
         assert (out / path).is_file(), path
     for task in ["CTCF", "SPI1"]:
         assert (out / "modisco_files/attributions" / task / "hyp.npz").is_file()
@@ -60,7 +65,9 @@ def test_small_end_to_end_run_writes_every_output(small_run):
     assert "| **macro** |" in summary and "Recovery of the known motifs" in summary
     assert "all tasks stacked:" in summary and "seqlets" in summary
     recovery = json.loads((out / "modisco_files/recovery.json").read_text())
-    assert "stacked" in recovery and set(recovery["tasks"]) >= {"CTCF", "GATA1+TAL1"}
+    assert "stacked" in recovery and set(recovery["tasks"]) >= {"CTCF", "TAL1+GATA1"}
+    analysis = json.loads((out / "modisco_files/analysis/analysis.json").read_text())
+    assert analysis["pairs"][0]["task"] == "TAL1+GATA1" and "Causal analyses" in summary
 
 
 @pytest.mark.slow
@@ -135,10 +142,11 @@ def assert_recovery_report(out, tasks):
 def test_fasta_and_labels_through_the_pipeline(fasta_data, tmp_path):
     proc = run("pipeline", "--data", fasta_data / "reads.fa", "--labels",
                fasta_data / "labels.csv", "--ground-truth", fasta_data / "truth.tsv",
-               "--replicates", 1, "--out", tmp_path, "--cache-dir", tmp_path / "cache", *NO_REPORT,
+               "--replicates", 1, "--pretrain-steps", 20, "--out", tmp_path, "--cache-dir", tmp_path / "cache", *NO_REPORT,
                command=True)
     assert_ok(proc)
     assert_recovery_report(tmp_path, ["ctcf", "spi1"])
+    assert "pretrained by masked-language modelling on this dataset's training" in proc.stderr
     metrics = json.loads((tmp_path / "final_models/metrics.json").read_text())
     assert set(k for k in metrics if k.startswith("test.auroc.")) == {"test.auroc.ctcf",
                                                                        "test.auroc.spi1"}
@@ -148,7 +156,8 @@ def test_fasta_and_labels_through_the_pipeline(fasta_data, tmp_path):
 def test_peaks_and_genome_through_the_pipeline(peak_data, tmp_path):
     proc = run("pipeline", "--data", peak_data / "peaks", "--genome", peak_data / "genome.fa",
                "--val-chroms", "chr2", "--test-chroms", "chr3", "--ground-truth",
-               peak_data / "truth.tsv", "--replicates", 1, "--out", tmp_path, "--cache-dir",
+               peak_data / "truth.tsv", "--replicates", 1, "--pretrain-steps", 0, "--out",
+               tmp_path, "--cache-dir",
                tmp_path / "cache", *NO_REPORT, command=True)
     assert_ok(proc)
     assert_recovery_report(tmp_path, ["ctcf", "spi1"])

@@ -19,8 +19,9 @@ LAYERS = [
                "layers", "model",
                "epi_head", "cnn", "checkpoint"}),
     ("training", {"training"}),
-    ("analysis", {"lrp_layers", "explanation_model", "attribution_metrics", "attribution_plots",
-                  "attribute", "motifs", "analysis", "report"}),
+    ("analysis", {"lrp_layers", "lrp_composites", "lrp_diagnostics", "explanation_model",
+                  "attribution_metrics", "attribution_plots", "attribute", "motifs", "analysis",
+                  "report"}),
     ("pipeline", {"pipeline"}),
     ("commands", {"commands", "__main__", "train_caduceus_finetune", "test_gpu"}),
 ]

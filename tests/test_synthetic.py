@@ -13,6 +13,11 @@ NAMES = {"CTCF": "CTCF", "GATA1": "GATA1", "TAL1": "TAL1::TCF3", "SPI1": "Spi1",
          "decoy": "HNF4A"}
 
 
+def distinct(truth):
+    """The planted sites once each (a composite element's sites are rows of several tasks)."""
+    return truth.drop_duplicates(["id", "start", "end"])
+
+
 @pytest.fixture(scope="module")
 def default_data(tmp_path_factory):
     """(table, ground truth) of the default configuration."""
@@ -28,8 +33,9 @@ def test_files_columns_and_split(default_data):
     assert (table["sequence"].str.len() == 200).all()
     assert set("".join(table["sequence"])) == set("ACGT")
     assert table["split"].value_counts().to_dict() == {"train": 4800, "val": 600, "test": 600}
-    assert dict(zip(truth["task"], truth["motif_name"])).items() <= NAMES.items()
-    assert set(truth["task"]) == set(NAMES)
+    single = truth[truth["task"] != COOPERATIVE_TASK]
+    assert dict(zip(single["task"], single["motif_name"])).items() <= NAMES.items()
+    assert set(truth["task"]) == set(NAMES) | {COOPERATIVE_TASK}
 
 
 def test_ground_truth_sites_lie_in_the_sequences_without_overlap(default_data):
@@ -37,7 +43,7 @@ def test_ground_truth_sites_lie_in_the_sequences_without_overlap(default_data):
     widths = {name: len(ppm) for name, ppm in motif_ppms().items()}
     assert ((truth["end"] - truth["start"]) == truth["motif_name"].map(widths)).all()
     assert (truth["start"] >= 0).all() and (truth["end"] <= 200).all()
-    for _, sites in truth.groupby("id"):
+    for _, sites in distinct(truth).groupby("id"):
         sites = sites.sort_values("start")
         assert (sites["start"].to_numpy()[1:] >= sites["end"].to_numpy()[:-1]).all()
 
@@ -47,19 +53,36 @@ def test_labels_are_the_planted_motifs(default_data):
     planted = truth.groupby("task")["id"].agg(set)
     for task in TASK_MOTIFS:
         np.testing.assert_array_equal(table[task], table["id"].isin(planted[task]).astype(int))
-    both = planted["GATA1"] & planted["TAL1"]
-    np.testing.assert_array_equal(table[COOPERATIVE_TASK], table["id"].isin(both).astype(int))
+    np.testing.assert_array_equal(table[COOPERATIVE_TASK],
+                                  table["id"].isin(planted[COOPERATIVE_TASK]).astype(int))
+
+
+def test_the_cooperative_task_follows_the_syntax_rule(default_data):
+    """Positive exactly for a composite element: TAL1::TCF3, 9 bp, then GATA1 on one strand
+    (GATA1 first on the reverse strand); sequences with both motifs apart are negative."""
+    table, truth = default_data
+    for _, rows in truth[truth["task"] == COOPERATIVE_TASK].groupby("id"):
+        rows = rows.sort_values("start")
+        assert len(rows) % 2 == 0 and rows["strand"].nunique() == 1
+        first, second = rows.iloc[0], rows.iloc[1]
+        order = ["TAL1::TCF3", "GATA1"] if first["strand"] == "+" else ["GATA1", "TAL1::TCF3"]
+        assert [first["motif_name"], second["motif_name"]] == order
+        assert second["start"] - first["end"] == SyntheticConfig().pair_spacing
+    apart = table[(table["GATA1"] == 1) & (table["TAL1"] == 1) & (table[COOPERATIVE_TASK] == 0)]
+    assert len(apart) > 0.5 * table[COOPERATIVE_TASK].sum()  # the negatives that need syntax
 
 
 def test_default_planting_statistics(default_data):
     table, truth = default_data
-    assert 0.35 <= (table[TASKS].sum(axis=1) == 0).mean() <= 0.45
-    for task in TASK_MOTIFS:
-        assert 0.15 <= table[task].mean() <= 0.25
-    assert 0.06 <= table[COOPERATIVE_TASK].mean() <= 0.12
+    assert 0.3 <= (table[TASKS].sum(axis=1) == 0).mean() <= 0.45
+    for task in ("CTCF", "SPI1", "CEBPB"):
+        assert 0.15 <= table[task].mean() <= 0.2
+    for task in ("GATA1", "TAL1"):  # alone, in composite elements and in pairs apart
+        assert 0.25 <= table[task].mean() <= 0.33
+    assert 0.07 <= table[COOPERATIVE_TASK].mean() <= 0.1
     assert 0.25 <= truth.loc[truth["task"] == "decoy", "id"].nunique() / len(table) <= 0.35
-    sites = truth.groupby(["id", "task"]).size()
-    assert set(sites) == {1, 2}
+    sites = truth[truth["task"].isin(["CTCF", "SPI1", "CEBPB", "decoy"])].groupby(["id", "task"])
+    assert set(sites.size()) == {1, 2}
     background = np.ones((len(table), 200), dtype=bool)
     row = {id_: i for i, id_ in enumerate(table["id"])}
     for id_, start, end in zip(truth["id"], truth["start"], truth["end"]):
@@ -72,7 +95,7 @@ def test_default_sites_are_drawn_from_the_pwm(default_data):
     table, truth = default_data
     seqs = dict(table[["id", "sequence"]].to_numpy())
     for name, ppm in motif_ppms().items():
-        sites = truth[truth["motif_name"] == name]
+        sites = distinct(truth)[distinct(truth)["motif_name"] == name]
         counts = np.zeros_like(ppm)
         for id_, start, end, strand in sites[["id", "start", "end", "strand"]].to_numpy():
             site = seqs[id_][start:end]
@@ -118,7 +141,7 @@ def test_motif_ppms_are_the_jaspar_matrices():
 def test_bad_configurations(tmp_path):
     with pytest.raises(ValueError, match="motif_prob must lie in"):
         SyntheticConfig(motif_prob=1.5)
-    with pytest.raises(ValueError, match="cannot hold 2 sites of every motif"):
+    with pytest.raises(ValueError, match="cannot hold 2 sites of every motif and every composite"):
         make_synthetic(SyntheticConfig(seq_len=100), tmp_path)
     with pytest.raises(ValueError, match="pair \\('A', 'CTCF'\\): needs two of the tasks"):
         SyntheticConfig(pairs=[("A", "CTCF")])
@@ -130,7 +153,7 @@ def test_other_motifs_pairs_and_no_decoy(tmp_path):
     """A dataset of other JASPAR motifs (the benchmark suite's kind): its tasks, pairs, sites."""
     cfg = SyntheticConfig(n_sequences=400, seq_len=150, gc=0.5,
                           motifs={"FOXA2": "MA0047.4", "REST": "MA0138.3", "YY1": "MA0095.4"},
-                          pairs=[("FOXA2", "YY1")], decoy=None, seed=3)
+                          pairs=[("FOXA2", "YY1")], pair_spacing=None, decoy=None, seed=3)
     table, truth = make_synthetic(cfg, tmp_path)
     table, truth = pd.read_csv(table, sep="\t"), read_sites(truth)
     assert cfg.tasks == ["FOXA2", "REST", "YY1", "FOXA2+YY1"]

@@ -388,6 +388,23 @@ def test_mask_tokens_bert_proportions():
     assert kept.float().mean().item() == pytest.approx(0.1 + 0.1 / 4, abs=0.01)
 
 
+def test_other_data_get_a_backbone_pretrained_on_them_once(tiny, tmp_path, monkeypatch):
+    from caduceus_lrp.resources import demo_backbone
+    from caduceus_lrp.training import pretrain as pretrain_module
+
+    cfg = tiny_cfg(tiny, tmp_path, pretrained=None, pretrain_steps=2)
+    folder, why = loop.backbone_source(cfg)
+    assert "pretrained by masked-language modelling on this dataset's training" in why
+    assert load_caduceus(folder).config.d_model == 32  # the demo backbone's size
+    monkeypatch.setattr(pretrain_module, "pretrain", lambda *a: pytest.fail("pretrained again"))
+    assert loop.backbone_source(cfg)[0] == folder  # cached
+    embedded = tiny_cfg(tiny, tmp_path, pretrained=None,
+                        data=DataConfig(n_synthetic=300, cache_dir=str(tmp_path / "cache")))
+    assert loop.backbone_source(embedded)[0] == str(demo_backbone())
+    assert loop.backbone_source(tiny_cfg(tiny, tmp_path, pretrained=None, pretrain_steps=0))[0] \
+        == str(demo_backbone())
+
+
 def test_pretrain_writes_a_loadable_backbone(tiny, tmp_path):
     from caduceus_lrp.training.pretrain import PretrainConfig, pretrain
 
@@ -399,4 +416,4 @@ def test_pretrain_writes_a_loadable_backbone(tiny, tmp_path):
     record = json.loads((tmp_path / "bb" / "pretrain_config.json").read_text())
     assert record["pretrain"]["steps"] == 3
     metrics = run_training(tiny_cfg((tiny[0], tmp_path / "bb"), tmp_path, epochs=1))
-    assert metrics["backbone"] == f"pretrained {tmp_path / 'bb'}"
+    assert metrics["backbone"] == f"pretrained {tmp_path / 'bb'} (--pretrained)"

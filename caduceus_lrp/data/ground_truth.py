@@ -7,8 +7,9 @@ Two file formats give it (`read_ground_truth`):
 - a motif table, TSV or CSV with the columns `task` and `motif_id` (JASPAR matrix IDs; several
   rows, or IDs separated by commas, for a task with several motifs; task "decoy" for a motif
   that must not be found). Positions are then unknown.
-A task named "A+B" (a cooperative task, positive when both A and B are) has the motifs and the
-sites of A and of B.
+A task named "A+B" (a cooperative task) has its own rows when the file gives them (the embedded
+dataset lists the two sites of each composite element under "A+B"), else the motifs and sites
+of A and of B.
 """
 from __future__ import annotations
 
@@ -36,10 +37,15 @@ class GroundTruth:
     sites: pd.DataFrame | None = None
     source: str = ""
 
+    def _parts(self, task: str) -> list[str]:
+        """The task itself when the ground truth names it, else the parts of "A+B"."""
+        return [task] if task in self.planted else task.split("+")
+
     def motifs_of(self, task: str) -> list[str]:
-        """The motif IDs of a task, those of A and B for a task "A+B"; [] for an unknown task."""
+        """The motif IDs of a task (for an unnamed task "A+B", those of A and B); [] for an
+        unknown task."""
         ids = []
-        for part in task.split("+"):
+        for part in self._parts(task):
             ids += [m for m in self.planted.get(part, []) if m not in ids]
         return ids
 
@@ -48,11 +54,11 @@ class GroundTruth:
         return {t: self.motifs_of(t) for t in tasks if self.motifs_of(t)}
 
     def sites_of(self, ids, task) -> list[list[tuple[int, int, str]]]:
-        """Planted sites [(start, end, motif name)] of `task` in each sequence of `ids` (a task
-        "A+B" has those of A and of B); empty lists when positions are unknown."""
+        """Planted sites [(start, end, motif name)] of `task` in each sequence of `ids` (for an
+        unnamed task "A+B", those of A and of B); empty lists when positions are unknown."""
         if self.sites is None:
             return [[] for _ in ids]
-        rows = self.sites[self.sites["task"].isin(task.split("+"))]
+        rows = self.sites[self.sites["task"].isin(self._parts(task))]
         by_id = {k: list(zip(g["start"], g["end"], g["motif_name"])) for k, g in rows.groupby("id")}
         return [sorted((int(s), int(e), str(n)) for s, e, n in by_id.get(i, [])) for i in ids]
 

@@ -2,14 +2,20 @@
 
 The embedded dataset (the defaults of `SyntheticConfig`) and the benchmark datasets of other
 motifs are made here. Each sequence is i.i.d. background at `gc` G+C. Each task's motif is
-planted with probability `motif_prob`; each pair (A, B) is also planted together with
-probability `pair_prob`; the decoy motif (default HNF4A, a nuclear receptor unrelated to the
-embedded five) with probability `decoy_prob` and labels nothing. A planted motif gets
-1..`max_sites` sites, each drawn from its position probability matrix (PPM) raised to
+planted with probability `motif_prob`; the decoy motif (default HNF4A, a nuclear receptor
+unrelated to the embedded five) with probability `decoy_prob`, labelling nothing. A planted motif
+gets 1..`max_sites` sites, each drawn from its position probability matrix (PPM) raised to
 `consensus_bias` and renormalised (1: the PWM itself; larger: closer to the consensus), on a
-random strand, at random non-overlapping positions. Labels: a task is 1 when its motif was
-planted; the cooperative task "A+B" of a pair is 1 when both were (the simulation of the DeepLIFT
-paper). Glossary: b sequences, l length, w motif width, m motifs.
+random strand, at random non-overlapping positions. A task is 1 when its motif was planted.
+
+Each pair (A, B) has a cooperative task "A+B". With `pair_spacing` set (a syntax rule), "A+B" is
+1 only for a composite element: A's site, `pair_spacing` bp, then B's site on the same strand,
+the element on a random strand (as the erythroid E-box-GATA composite element: TAL1 then GATA1,
+about 9 bp apart), planted with probability `pair_prob`; with probability `pair_shuffled_prob`
+A and B are planted apart, at random positions and strands, which makes A and B positive but not
+"A+B". Without a spacing, A and B are planted together anywhere with probability `pair_prob` and
+"A+B" is 1 when both are present (the simulation of the DeepLIFT paper).
+Glossary: b sequences, l length, w motif width, m motifs.
 """
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ __all__ = ["TASK_MOTIFS", "DECOY_MOTIF", "COOPERATIVE_TASK", "TASKS", "TABLE_NAM
 TASK_MOTIFS = {"CTCF": "MA0139.2", "GATA1": "MA0035.5", "TAL1": "MA0091.2", "SPI1": "MA0080.7",
                "CEBPB": "MA0466.4"}  # task -> JASPAR 2024 matrix (TAL1::TCF3, Spi1 in JASPAR)
 DECOY_MOTIF = "MA1494.2"  # HNF4A
-COOPERATIVE_TASK = "GATA1+TAL1"
+COOPERATIVE_TASK = "TAL1+GATA1"
 TASKS = [*TASK_MOTIFS, COOPERATIVE_TASK]
 TABLE_NAME, GROUND_TRUTH_NAME = "synthetic.tsv", "ground_truth.tsv"
 
@@ -43,10 +49,12 @@ class SyntheticConfig:
     seq_len: int = 200
     gc: float = 0.41
     motifs: dict[str, str] = field(default_factory=lambda: dict(TASK_MOTIFS))
-    pairs: list[tuple[str, str]] = field(default_factory=lambda: [("GATA1", "TAL1")])
+    pairs: list[tuple[str, str]] = field(default_factory=lambda: [("TAL1", "GATA1")])
     decoy: str | None = DECOY_MOTIF
     motif_prob: float = 0.16
-    pair_prob: float = 0.06
+    pair_prob: float = 0.08
+    pair_spacing: int | None = 9
+    pair_shuffled_prob: float = 0.08
     decoy_prob: float = 0.3
     max_sites: int = 2
     consensus_bias: float = 1.0
@@ -55,7 +63,8 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("gc", "motif_prob", "pair_prob", "decoy_prob", "val_fraction", "test_fraction"):
+        for name in ("gc", "motif_prob", "pair_prob", "pair_shuffled_prob", "decoy_prob",
+                     "val_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.val_fraction + self.test_fraction > 1.0:
@@ -68,6 +77,8 @@ class SyntheticConfig:
                 raise ValueError(f"pair {pair}: needs two of the tasks {', '.join(self.motifs)}")
         if DECOY_TASK in self.motifs:
             raise ValueError(f"{DECOY_TASK!r} is reserved for the decoy motif")
+        if self.pair_spacing is not None and self.pair_spacing < 0:
+            raise ValueError(f"pair_spacing must be >= 0, got {self.pair_spacing}")
 
     @property
     def tasks(self) -> list[str]:
@@ -118,49 +129,83 @@ def _place(widths, length, rng):
     return starts
 
 
+def _cdf(ppm, bias):
+    """Cumulative base probabilities (w, 4) of `ppm` raised to `bias` and renormalised."""
+    with np.errstate(divide="ignore"):
+        log_p = bias * np.log(ppm)  # ppm ** bias, renormalised in log space
+    biased = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+    return np.cumsum(biased / biased.sum(axis=1, keepdims=True), axis=1)
+
+
 def make_synthetic(cfg: SyntheticConfig, out_dir):
     """Write the dataset table and its ground truth into `out_dir`; return their paths.
 
     Table (TSV): id, sequence, one 0/1 column per task of cfg.tasks, split (train/val/test).
-    Ground truth (TSV): `ground_truth.SITE_COLUMNS`, one row per planted site, start 0-based and
-    end exclusive on the forward strand, strand "+" or "-". Deterministic for cfg.seed.
+    Ground truth (TSV): `ground_truth.SITE_COLUMNS`, one row per planted site and task it makes
+    positive (a composite element's two sites are rows of A, of B and of "A+B"), start 0-based
+    and end exclusive on the forward strand, strand "+" or "-". Deterministic for cfg.seed.
     """
     motifs = _planted(cfg)
     widths = [len(ppm) for _, _, _, ppm in motifs]
-    if cfg.seq_len < cfg.max_sites * sum(widths):
+    columns = list(cfg.motifs)
+    pairs = [(columns.index(a), columns.index(b)) for a, b in cfg.pairs]
+    syntax = cfg.pair_spacing is not None
+    composite_widths = [widths[a] + cfg.pair_spacing + widths[b] for a, b in pairs] if syntax \
+        else []
+    needed = cfg.max_sites * sum(widths) + sum(composite_widths)
+    if cfg.seq_len < needed:
         raise ValueError(f"seq_len {cfg.seq_len} cannot hold {cfg.max_sites} sites of every motif "
-                         f"({cfg.max_sites * sum(widths)} bp)")
-    cdfs = []
-    for _, _, _, ppm in motifs:
-        with np.errstate(divide="ignore"):
-            log_p = cfg.consensus_bias * np.log(ppm)  # ppm ** bias, renormalised in log space
-        biased = np.exp(log_p - log_p.max(axis=1, keepdims=True))
-        cdfs.append(np.cumsum(biased / biased.sum(axis=1, keepdims=True), axis=1))
+                         f"and every composite element ({needed} bp)")
+    cdfs = [_cdf(ppm, cfg.consensus_bias) for _, _, _, ppm in motifs]
     rng = np.random.default_rng(cfg.seed)
     b, n_tasks = cfg.n_sequences, len(cfg.motifs)
     background = [(1 - cfg.gc) / 2, cfg.gc / 2, cfg.gc / 2, (1 - cfg.gc) / 2]
     seqs = rng.choice(4, size=(b, cfg.seq_len), p=background).astype(np.uint8)  # (b, l) 0..3
     present = np.zeros((b, len(motifs)), dtype=bool)                             # (b, m)
     present[:, :n_tasks] = rng.random((b, n_tasks)) < cfg.motif_prob
-    columns = list(cfg.motifs)
-    for first, second in cfg.pairs:
-        pair = rng.random(b) < cfg.pair_prob
-        present[pair, columns.index(first)] = present[pair, columns.index(second)] = True
+    composite = np.zeros((b, len(pairs)), dtype=bool)                            # (b, pairs)
+    for k, (first, second) in enumerate(pairs):
+        together = rng.random(b) < cfg.pair_prob
+        if syntax:
+            composite[:, k] = together
+            together = rng.random(b) < cfg.pair_shuffled_prob
+        present[together, first] = present[together, second] = True
     if cfg.decoy:
         present[:, -1] = rng.random(b) < cfg.decoy_prob
     n_sites = rng.integers(1, cfg.max_sites + 1, size=present.shape) * present
     ids = [f"syn{i:05d}" for i in range(b)]
     truth = []
+
+    def draw(k):
+        return (rng.random(widths[k])[:, None] > cdfs[k][:, :3]).sum(axis=1)  # (w,) 0..3
+
+    def site_rows(i, k, start, minus, tasks):
+        task, matrix_id, name, _ = motifs[k]
+        return [(ids[i], t, matrix_id, name, start, start + widths[k], "-" if minus else "+")
+                for t in tasks]
+
     for i in range(b):
-        kinds = np.repeat(np.arange(len(motifs)), n_sites[i])
-        starts = _place([widths[k] for k in kinds], cfg.seq_len, rng)
-        for k, start in zip(kinds, starts):
-            site = (rng.random(widths[k])[:, None] > cdfs[k][:, :3]).sum(axis=1)  # (w,) 0..3
+        units = [("site", k) for k in np.repeat(np.arange(len(motifs)), n_sites[i])]
+        units += [("composite", p) for p in np.flatnonzero(composite[i])]
+        starts = _place([widths[u] if kind == "site" else composite_widths[u]
+                         for kind, u in units], cfg.seq_len, rng)
+        for (kind, u), start in zip(units, starts):
             minus = rng.random() < 0.5
-            seqs[i, start:start + widths[k]] = 3 - site[::-1] if minus else site
-            task, matrix_id, name, _ = motifs[k]
-            truth.append((ids[i], task, matrix_id, name, start, start + widths[k],
-                          "-" if minus else "+"))
+            if kind == "site":
+                site = draw(u)
+                seqs[i, start:start + widths[u]] = 3 - site[::-1] if minus else site
+                truth += site_rows(i, u, start, minus, [motifs[u][0]])
+                continue
+            first, second = pairs[u]
+            unit = seqs[i, start:start + composite_widths[u]].copy()
+            unit[:widths[first]] = draw(first)
+            unit[widths[first] + cfg.pair_spacing:] = draw(second)
+            seqs[i, start:start + len(unit)] = 3 - unit[::-1] if minus else unit
+            offset = widths[second] + cfg.pair_spacing if minus else 0
+            other = 0 if minus else widths[first] + cfg.pair_spacing
+            pair_task = "+".join(cfg.pairs[u])
+            truth += site_rows(i, first, start + offset, minus, [motifs[first][0], pair_task])
+            truth += site_rows(i, second, start + other, minus, [motifs[second][0], pair_task])
     split = np.full(b, "train", dtype="<U5")
     order = rng.permutation(b)
     n_test, n_val = round(b * cfg.test_fraction), round(b * cfg.val_fraction)
@@ -168,10 +213,11 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
     letters = np.frombuffer(BASES.encode(), dtype=np.uint8)[seqs]
     table = pd.DataFrame({"id": ids, "sequence": [row.tobytes().decode() for row in letters]})
     for k, task in enumerate(columns):
-        table[task] = present[:, k].astype(int)
-    for first, second in cfg.pairs:
-        table[f"{first}+{second}"] = (present[:, columns.index(first)]
-                                      & present[:, columns.index(second)]).astype(int)
+        table[task] = (present[:, k] | composite[:, [j for j, p in enumerate(pairs)
+                                                     if k in p]].any(axis=1)).astype(int)
+    for k, (first, second) in enumerate(pairs):
+        label = composite[:, k] if syntax else present[:, first] & present[:, second]
+        table["+".join(cfg.pairs[k])] = label.astype(int)
     table["split"] = split
     return (_write_tsv(table, out_dir, TABLE_NAME),
             _write_tsv(pd.DataFrame(truth, columns=SITE_COLUMNS), out_dir, GROUND_TRUTH_NAME))

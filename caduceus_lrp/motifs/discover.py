@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..data import GroundTruth
 from ..errors import InputError
 from ..io_utils import atomic_path
+from .agreement import AGREE_SHARE, replicate_support
 from .meme import jaspar_families, jaspar_meme, read_motifs
 from .modisco import (ModiscoConfig, check_attributions, load_patterns, modisco_report,
                       patterns_to_meme, peak_starts, peak_windows, run_modisco)
@@ -35,14 +36,21 @@ __all__ = ["discover", "pattern_rows", "pattern_report", "STACKED"]
 STACKED = "all tasks stacked"
 
 
-def pattern_rows(patterns, table, families, cfg) -> list[dict]:
+def pattern_rows(patterns, table, families, cfg, contributions=None) -> list[dict]:
     """One dict per pattern: seqlets, consensus of the trimmed PPM, `peak_share` (the share of
-    sum|CWM| on its largest position: a spike rather than a motif when near 1) and its best
-    Tomtom matches (ID, q-value, p-value, TF families, significant or not)."""
+    sum|CWM| on its largest position: a spike rather than a motif when near 1), its best
+    Tomtom matches (ID, q-value, p-value, TF families, significant or not) and, given
+    `contributions` = (the replicates' (R, N, w), the ensemble's (N, w)) on the TF-MoDISco input,
+    each replicate's support and how many agree (`agreement.replicate_support`)."""
     rows = []
     for p in patterns:
         score = np.abs(p.cwm).sum(axis=1)
         matches = table[table["Query_ID"] == p.name].sort_values("p-value", kind="stable")
+        agreement = {}
+        if contributions is not None:
+            support = replicate_support(p, *contributions)
+            agreement = {"replicate_support": [round(float(v), 3) for v in support],
+                         "replicates_agreeing": int((support >= AGREE_SHARE).sum())}
         rows.append({
             "pattern": p.name, "n_seqlets": int(p.n_seqlets),
             "consensus": consensus(p.trimmed_ppm(cfg.trim_threshold)),
@@ -51,7 +59,7 @@ def pattern_rows(patterns, table, families, cfg) -> list[dict]:
                          "p_value": float(m["p-value"]),
                          "family": list(families.get(m["Target_ID"], ())),
                          "significant": bool(m["q-value"] < cfg.q_threshold)}
-                        for m in matches.to_dict("records")]})
+                        for m in matches.to_dict("records")], **agreement})
     return rows
 
 
@@ -68,8 +76,10 @@ def pattern_report(patterns: dict, top: int = 3) -> str:
             matches = "; ".join(
                 f"{m['target']} q={m['q_value']:.2g}{'*' if m['significant'] else ''}"
                 f" ({'/'.join(m['family']) or '?'})" for m in r["matches"][:top]) or "-"
+            agree = (f"  {r['replicates_agreeing']}/{len(r['replicate_support'])} replicates"
+                     if "replicate_support" in r else "")
             lines.append(f"  {r['pattern']:<24} {r['n_seqlets']:>6} seqlets  "
-                         f"{r['consensus']:<22} peak {r['peak_share']:.2f}  {matches}")
+                         f"{r['consensus']:<22} peak {r['peak_share']:.2f}{agree}  {matches}")
     return "\n".join(lines)
 
 
@@ -92,6 +102,18 @@ def _windows(task_attributions, cfg):
     return windows
 
 
+def _replicate_windows(replicates, windows, width):
+    """{task: ((R, N, w), (N, w))}: the replicates' contributions (R, N, L) cut to each task's
+    windows, and the ensemble's contributions there (what TF-MoDISco sees)."""
+    out = {}
+    for task, (starts, ohe, hyp) in windows.items():
+        if task in replicates:
+            take = starts[:, None] + np.arange(width)
+            out[task] = (replicates[task][:, np.arange(len(starts))[:, None], take],
+                         (ohe * hyp).sum(axis=2))
+    return out
+
+
 def _save_windows(path, windows):
     ohe = np.concatenate([v[1] for v in windows.values()])
     hyp = np.concatenate([v[2] for v in windows.values()])
@@ -105,7 +127,8 @@ def _save_windows(path, windows):
 
 
 def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
-             ground_truth: GroundTruth | None = None, plots_dir=None, db_meme=None) -> dict:
+             ground_truth: GroundTruth | None = None, plots_dir=None, db_meme=None,
+             replicates=None) -> dict:
     """Motif discovery on each task's attributions and on all of them stacked.
 
     task_attributions: {task: (one-hot, hypothetical attributions)}, each (N_task, L, 4), the
@@ -113,6 +136,9 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
     go to TF-MoDISco once per task and once stacked (files: the module docstring). With
     `ground_truth`, the recovery of its motifs for these tasks (`recovery.json`, printed).
     plots_dir gives `plots_dir/TF_motifs.png`. db_meme defaults to `jaspar_meme()`.
+    replicates: {task: (R, N_task, L)} per-position contributions of each replicate model when
+    the attributions are their average; every pattern then reports how many replicates support
+    it (`agreement`).
     A task without patterns is reported in patterns.json; the stacked run must find some.
     Returns {"patterns": patterns.json's content, "recovery": verdicts or None}.
     """
@@ -126,6 +152,7 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
                else _planted(ground_truth, list(task_attributions), families))
     windows = _windows(task_attributions, cfg)
     w = cfg.window
+    per_replicate = _replicate_windows(replicates or {}, windows, w)
     steps = tqdm(total=len(windows) + 3, desc="motifs", unit="step", disable=None)  # terminals only
 
     def stage(text):  # on a terminal the bar's postfix; in a log a line
@@ -143,7 +170,8 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
             found, tables[task] = _motifs_run(
                 ohe_w, hyp_w, folder, ("modisco.h5", "patterns.pos.meme", "patterns.neg.meme",
                                        "tomtom.tsv"), cfg, db_meme, f"task {task}")
-            patterns[f"task {task}"] = pattern_rows(found, tables[task], families, cfg)
+            patterns[f"task {task}"] = pattern_rows(found, tables[task], families, cfg,
+                                                    per_replicate.get(task))
         except InputError as err:
             tqdm.write(str(err))
             patterns[f"task {task}"] = str(err)
@@ -156,7 +184,10 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
     names = (f"modisco_windows_{w}bp.h5", f"big{w}bp.pos.meme", f"big{w}bp.neg.meme",
              "tomtom_large_sample.tsv")
     found, stacked_table = _motifs_run(ohe_all, hyp_all, out_dir, names, cfg, db_meme, STACKED)
-    patterns = {STACKED: pattern_rows(found, stacked_table, families, cfg)} | patterns
+    stacked = ((np.concatenate([per_replicate[t][0] for t in windows], axis=1),
+                np.concatenate([per_replicate[t][1] for t in windows]))
+               if per_replicate and set(per_replicate) == set(windows) else None)
+    patterns = {STACKED: pattern_rows(found, stacked_table, families, cfg, stacked)} | patterns
     _save_windows(out_dir / f"modisco_windows_{w}bp.npz", windows)
     with atomic_path(out_dir / "patterns.json") as tmp:
         tmp.write_text(json.dumps(patterns, indent=1) + "\n")
@@ -170,7 +201,8 @@ def discover(task_attributions, out_dir, cfg: ModiscoConfig | None = None,
     stage("recovery and plots")
     recovery = None
     if ground_truth is not None:
-        recovery = _recovery(ground_truth, planted, stacked_table, tables, families, cfg)
+        recovery = _recovery(ground_truth, planted, stacked_table, tables, families, cfg,
+                             patterns)
         with atomic_path(out_dir / "recovery.json") as tmp:
             tmp.write_text(json.dumps(recovery, indent=1) + "\n")
         tqdm.write(recovery_report(recovery))
@@ -197,13 +229,24 @@ def _planted(truth: GroundTruth, tasks, families) -> dict:
     return planted
 
 
-def _recovery(truth: GroundTruth, planted, stacked_table, tables, families, cfg) -> dict:
+def _recovery(truth: GroundTruth, planted, stacked_table, tables, families, cfg,
+              patterns) -> dict:
     """recovery.json: the stacked run's and each task's recovery of the ground truth's motifs,
-    and the verdict over all runs (`combine_recoveries`)."""
+    and the verdict over all runs (`combine_recoveries`); with replicate support in `patterns`
+    (patterns.json's content), each recovered motif's best agreement among its patterns."""
     judge = dict(decoy_id=truth.decoy, q=cfg.q_threshold, max_rank=cfg.max_rank,
                  families=families)
     rec = {"stacked": motif_recovery(stacked_table, planted, **judge), "tasks": {}}
     for task, table in tables.items():
         rec["tasks"][task] = motif_recovery(table, {task: planted.get(task, [])}, **judge)
+    for run, found in [(STACKED, rec["stacked"])] + [(f"task {t}", r)
+                                                     for t, r in rec["tasks"].items()]:
+        rows = {r["pattern"]: r for r in patterns[run] if "replicate_support" in r} \
+            if isinstance(patterns.get(run), list) else {}
+        for m in found["motifs"] + ([found["decoy"]] if found["decoy"] else []):
+            support = [rows[p] for p in m["patterns"] if p in rows]
+            if support:
+                m["replicates"] = len(support[0]["replicate_support"])
+                m["replicates_agreeing"] = max(r["replicates_agreeing"] for r in support)
     return rec | combine_recoveries(rec["stacked"], rec["tasks"])
 

@@ -12,8 +12,8 @@ import numpy as np
 from ..plotting import draw_logo, figure, finish
 from .tomtom import top_matches
 
-__all__ = ["information_matrix", "tf_motifs_figure", "seqlet_positions_figure",
-           "attribution_track", "example_track"]
+__all__ = ["information_matrix", "draw_pattern_row", "tf_motifs_figure", "pattern_figure",
+           "seqlet_positions_figure", "attribution_track", "example_track"]
 
 
 def information_matrix(ppm):
@@ -23,39 +23,55 @@ def information_matrix(ppm):
     return ppm * (2 + (p * np.log2(p)).sum(axis=1, keepdims=True))
 
 
+def draw_pattern_row(left, right, pattern, match, db_motifs, trim=0.3):
+    """One pattern on two axes: its contribution logo (CWM trimmed where sum|CWM| >= trim x
+    max) on `left`, the information logo of its Tomtom `match` (a row of the Tomtom table, or
+    None) from `db_motifs` ({id: PPM (w, 4)}) on `right`, aligned at Tomtom's offset and
+    orientation, titled with the match's name and q-value."""
+    cwm = pattern.cwm[pattern.trim(trim)]
+    draw_logo(left, cwm)
+    left.set_title(f"{pattern.name} ({pattern.n_seqlets} seqlets)", fontsize=9, loc="left")
+    left.set_ylabel("contribution", fontsize=8)
+    left.set_xlabel("position in pattern (bp)", fontsize=8)
+    if match is None or match["Target_ID"] not in db_motifs:
+        right.set_axis_off()
+        right.set_title("no Tomtom match", fontsize=9, loc="left")
+        return
+    target = db_motifs[match["Target_ID"]]
+    minus = match["Orientation"] == "-"
+    first = -int(match["Optimal_offset"])  # target drawn in the query's coordinates
+    draw_logo(right, information_matrix(target[::-1, ::-1] if minus else target), first)
+    right.set_ylim(0, 2)
+    right.set_ylabel("information (bits)", fontsize=8)
+    right.set_xlabel("position in pattern (bp)", fontsize=8)
+    right.set_title(f"{match['Target_ID']}{' (rev. comp.)' if minus else ''}  "
+                    f"q = {match['q-value']:.2g}", fontsize=9, loc="left")
+    lo, hi = min(0, first) - 0.5, max(len(cwm), first + len(target)) - 0.5
+    left.set_xlim(lo, hi)
+    right.set_xlim(lo, hi)
+
+
 def tf_motifs_figure(patterns, tomtom, db_motifs, trim=0.3, path=None):
-    """One row per pattern: its contribution logo (CWM trimmed where sum|CWM| >= trim x max)
-    beside the logo of its best Tomtom match in `db_motifs` ({id: PPM (w, 4)}), aligned at
-    Tomtom's offset and orientation, titled with the match's name and q-value."""
+    """One row per pattern (`draw_pattern_row`): its contribution logo beside the logo of its
+    best Tomtom match in `db_motifs` ({id: PPM (w, 4)})."""
     if not patterns:
         raise ValueError("no patterns to plot")
     best = top_matches(tomtom)
     fig = figure(11, 1.9 * len(patterns) + 0.5)
     axes = fig.subplots(len(patterns), 2, squeeze=False)
     for (left, right), p in zip(axes, patterns, strict=True):
-        cwm = p.cwm[p.trim(trim)]
-        draw_logo(left, cwm)
-        left.set_title(f"{p.name} ({p.n_seqlets} seqlets)", fontsize=9, loc="left")
-        left.set_ylabel("contribution", fontsize=8)
-        left.set_xlabel("position in pattern (bp)", fontsize=8)
-        match = best.get(p.name)
-        if match is None:
-            right.set_axis_off()
-            right.set_title("no Tomtom match", fontsize=9, loc="left")
-            continue
-        target = db_motifs[match["Target_ID"]]
-        minus = match["Orientation"] == "-"
-        first = -int(match["Optimal_offset"])  # target drawn in the query's coordinates
-        draw_logo(right, information_matrix(target[::-1, ::-1] if minus else target), first)
-        right.set_ylim(0, 2)
-        right.set_ylabel("bits", fontsize=8)
-        right.set_title(f"{match['Target_ID']}{' (rev. comp.)' if minus else ''}  "
-                        f"q = {match['q-value']:.2g}", fontsize=9, loc="left")
-        lo, hi = min(0, first) - 0.5, max(len(cwm), first + len(target)) - 0.5
-        left.set_xlim(lo, hi)
-        right.set_xlim(lo, hi)
+        draw_pattern_row(left, right, p, best.get(p.name), db_motifs, trim)
     fig.suptitle("Discovered patterns (contribution logos, left) and their best JASPAR matches "
                  "(information logos, right)")
+    return finish(fig, path)
+
+
+def pattern_figure(pattern, match, db_motifs, trim=0.3, path=None):
+    """One pattern beside its best JASPAR match (`draw_pattern_row`; `match` a Tomtom row or
+    None), a small figure for reports."""
+    fig = figure(9, 2.1)
+    left, right = fig.subplots(1, 2)
+    draw_pattern_row(left, right, pattern, match, db_motifs, trim)
     return finish(fig, path)
 
 

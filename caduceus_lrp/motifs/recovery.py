@@ -90,8 +90,10 @@ def recovery_table(recovery):
 
     def row(m, tasks, found):
         family = "-" if "family_recovered" not in m else "yes" if m["family_recovered"] else "no"
+        agree = (f"  ({m['replicates_agreeing']}/{m['replicates']} replicates agree)"
+                 if m.get("replicates") else "")
         return (f"{m['motif_id']:<12} {tasks:<22} {found:<9} {fmt(m['q_value']):<8} "
-                f"{m['rank'] or '-':<4} {family:<6} {' '.join(m['patterns']) or '-'}")
+                f"{m['rank'] or '-':<4} {family:<6} {' '.join(m['patterns']) or '-'}{agree}")
 
     lines = [f"{'motif':<12} {'tasks':<22} {'recovered':<9} {'q-value':<8} rank family "
              "patterns"]

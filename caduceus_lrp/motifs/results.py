@@ -17,7 +17,8 @@ from ..errors import InputError
 from .modisco import check_attributions, load_patterns
 from .tomtom import read_tomtom, top_matches
 
-__all__ = ["MotifResults", "load_results", "task_table", "seqlet_table", "load_attributions"]
+__all__ = ["MotifResults", "load_results", "task_table", "seqlet_table", "load_attributions",
+           "load_replicates", "REPLICATES_NAME"]
 
 
 @dataclass
@@ -95,6 +96,26 @@ def _load_npz(path):
     if x.ndim != 3 or x.shape[1] != 4:
         raise InputError(f"{path}: arr_0 must have shape (N, 4, L), got {x.shape}")
     return x.transpose(0, 2, 1)
+
+
+REPLICATES_NAME = "replicates.npz"  # <task>/replicates.npz: (R, N, L) contributions per replicate
+
+
+def load_replicates(directory) -> dict:
+    """{task: (R, N, L)} per-position contributions of each replicate model, from
+    DIR/<task>/replicates.npz, key arr_0 (written when the attributions are the replicates'
+    average); {} when there are none."""
+    out = {}
+    for d in sorted(Path(directory).iterdir()):
+        path = d / REPLICATES_NAME
+        if not path.is_file():
+            continue
+        with np.load(path, allow_pickle=False) as f:
+            x = f["arr_0"] if "arr_0" in f.files else None
+        if x is None or x.ndim != 3:
+            raise InputError(f"{path}: expected an array arr_0 of shape (R, N, L)")
+        out[d.name] = x
+    return out
 
 
 def load_attributions(directory):

@@ -25,7 +25,13 @@ class TrainConfig:
                         choices=MODELS)
     pretrained: str | None = option(None, (
         "backbone checkpoint: a folder (config.json + model.safetensors) or a Hugging Face id "
-        "(online); default: the demo backbone shipped with the package unless --arch is given"))
+        "(online). Default: on the embedded dataset the demo backbone shipped with the package "
+        "(pretrained on its training sequences); on other data a backbone of the same size "
+        "pretrained by masked-language modelling on the data's own training sequences "
+        "(--pretrain-steps), built once and cached"))
+    pretrain_steps: int = option(200, (
+        "masked-LM pretraining steps of the backbone built for data other than the embedded "
+        "dataset when no --pretrained or --arch is given; 0: the demo backbone instead"))
     arch: str | None = option(None, "published architecture to initialise randomly (official "
                                     "init), e.g. caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3")
     unfreeze_layers: int = option(2, "top backbone layers that train (with the final norm and the "
@@ -70,9 +76,9 @@ class TrainConfig:
                                                 "memmap reused while data and weights are "
                                                 "unchanged); default: in memory")
     device: str = option("auto", "cpu, cuda, cuda:N or auto (cuda when available)")
-    threads: int = option(1, "CPU threads of torch and the numba scan per process; 0: all cores "
-                             "(shared by the torchrun ranks of a node); more helps large "
-                             "backbones on CPU")
+    threads: int = option(0, "CPU threads of torch and the numba scan per process; 0: all cores, "
+                             "divided among the replicates trained in parallel (or the torchrun "
+                             "ranks of a node); the backbone's pretraining uses them all")
     out_dir: str = option("final_models", "folder of best_model.pt, metrics and checkpoints")
     plots_dir: str = option("plots", "folder of epoch{N}_roc.png and dist_EPI.png")
     resume: bool = option(False, "continue from out_dir/last_checkpoint.pt")
@@ -103,6 +109,7 @@ class TrainConfig:
             ("patience", self.patience >= 1, "must be >= 1"),
             ("replicates", self.replicates >= 1, "must be >= 1"),
             ("threads", self.threads >= 0, "must be >= 0"),
+            ("pretrain-steps", self.pretrain_steps >= 0, "must be >= 0"),
         ]
         for name, ok, what in checks:
             if not ok:

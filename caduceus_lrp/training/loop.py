@@ -39,9 +39,10 @@ from .evaluation import compute_metrics, predict
 from .frozen_cache import FrozenCache, SplitCaduceus
 from .losses import TaskWeights, loss_functions
 from .optim import adamw, epoch_batches, lr_factor
+from .pretrain import pretrained_backbone
 from .runtime import all_sum, autocast, cpu_threads, distributed, rank_world, resolve_device
 
-__all__ = ["build_trainable", "check_data", "train_once"]
+__all__ = ["backbone_source", "build_trainable", "check_data", "train_once"]
 
 log = logging.getLogger("caduceus_lrp.training")
 
@@ -49,14 +50,31 @@ log = logging.getLogger("caduceus_lrp.training")
 # ---------------------------------------------------------------------------------------------
 # Building the model
 # ---------------------------------------------------------------------------------------------
-def _backbone(cfg: TrainConfig):
-    """(CaduceusForMaskedLM, description) from --pretrained, --arch or the demo backbone."""
+def backbone_source(cfg: TrainConfig) -> tuple[str | None, str]:
+    """(the folder or Hugging Face id of the backbone, why it is the one): --pretrained; else,
+    unless --arch, the demo backbone for the embedded dataset (or with --pretrain-steps 0) and for
+    other data a backbone pretrained on their training sequences (built here once, cached)."""
     if cfg.arch:
-        return (build_caduceus(architecture_config(cfg.arch), seed=cfg.train_seed),
-                f"RANDOMLY INITIALISED {cfg.arch} (official init, seed {cfg.train_seed}; "
-                "no --pretrained checkpoint)")
-    source = cfg.pretrained or demo_backbone()
-    return load_caduceus(source), f"pretrained {source}"
+        return None, (f"RANDOMLY INITIALISED {cfg.arch} (official init, seed {cfg.train_seed}; "
+                      "no --pretrained checkpoint)")
+    if cfg.pretrained:
+        return cfg.pretrained, f"pretrained {cfg.pretrained} (--pretrained)"
+    if not cfg.data.data or cfg.pretrain_steps == 0:
+        why = "the embedded dataset" if not cfg.data.data else "--pretrain-steps 0"
+        return str(demo_backbone()), (f"the demo backbone {demo_backbone()} ({why}; pretrained "
+                                      "on the embedded dataset's training sequences)")
+    folder = pretrained_backbone(cfg.data, cfg.pretrain_steps, cfg.threads)
+    return str(folder), (f"{folder}: pretrained by masked-language modelling on this dataset's "
+                         f"training sequences ({cfg.pretrain_steps} steps), as no --pretrained was "
+                         "given and the data are not the embedded dataset")
+
+
+def _backbone(cfg: TrainConfig):
+    """(CaduceusForMaskedLM, description) of the run's backbone (`backbone_source`)."""
+    source, description = backbone_source(cfg)
+    if source is None:
+        return build_caduceus(architecture_config(cfg.arch), seed=cfg.train_seed), description
+    return load_caduceus(source), description
 
 
 def build_trainable(cfg: TrainConfig, task_names) -> tuple[nn.Module, str]:

@@ -9,8 +9,11 @@ random base, 10 % stay. Glossary: b batch, l length, v vocabulary.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +33,7 @@ from ..sequence import BASE_TOKENS, MASK_TOKEN, N_TOKEN
 from .optim import adamw, epoch_batches, lr_factor
 from .runtime import cpu_threads
 
-__all__ = ["PretrainConfig", "mask_tokens", "pretrain"]
+__all__ = ["PretrainConfig", "random_windows", "mask_tokens", "pretrain", "pretrained_backbone"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,9 @@ class PretrainConfig:
     warmup_frac: float = option(0.05, "fraction of steps of warm-up")
     weight_decay: float = option(0.1, "AdamW weight decay (none on A_log, D, norms, biases)")
     mask_prob: float = option(0.15, "fraction of positions predicted")
+    crop_len: int = option(200, "each step sees a random window of this length of each sequence "
+                                "(the whole sequence when shorter), so the cost of a step does "
+                                "not grow with the data's sequence length")
     pretrain_seed: int = option(0, "seed of init, masking and order")
     threads: int = option(1, "CPU threads (0: all cores)")
     out: str = option("pretrained_backbone", "output Hugging Face folder")
@@ -55,10 +61,19 @@ class PretrainConfig:
     def __post_init__(self):
         for name, ok in (("d-model", self.d_model >= 1), ("n-layer", self.n_layer >= 1),
                          ("steps", self.steps >= 1), ("batch-size", self.batch_size >= 1),
+                         ("crop-len", self.crop_len >= 1),
                          ("lr", self.lr > 0), ("mask-prob", 0 < self.mask_prob < 1),
                          ("warmup-frac", 0 <= self.warmup_frac < 1), ("threads", self.threads >= 0)):
             if not ok:
                 raise InputError(f"--{name}: invalid value {getattr(self, name.replace('-', '_'))!r}")
+
+
+def random_windows(ids, length: int, gen: torch.Generator):
+    """ids (b, l) -> (b, min(l, length)): a random window of each row."""
+    if ids.shape[1] <= length:
+        return ids
+    starts = torch.randint(0, ids.shape[1] - length + 1, (len(ids), 1), generator=gen)
+    return ids.gather(1, starts + torch.arange(length))
 
 
 def mask_tokens(ids, mask_prob: float, gen: torch.Generator):
@@ -99,7 +114,8 @@ def _pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
         if not batches:
             batches = epoch_batches(len(tokens), cfg.batch_size, cfg.pretrain_seed, epoch)
             epoch += 1
-        ids, targets = mask_tokens(tokens[batches.pop(0)], cfg.mask_prob, gen)
+        ids = random_windows(tokens[batches.pop(0)], cfg.crop_len, gen)
+        ids, targets = mask_tokens(ids, cfg.mask_prob, gen)
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * lr_factor(step, cfg.steps, warmup)
         loss = model(input_ids=ids, labels=targets).loss  # masked-LM cross-entropy
@@ -122,3 +138,26 @@ def _pretrain(cfg: PretrainConfig, data: DataConfig) -> dict:
              f"{np.mean(history[:50]):.4f} (first 50 steps) -> {np.mean(history[-50:]):.4f} "
              f"(last 50; uniform over 4 bases: {np.log(4):.4f})")
     return {"loss": history}
+
+
+def pretrained_backbone(data: DataConfig, steps: int, threads: int = 0) -> Path:
+    """The folder of a backbone pretrained (PretrainConfig's defaults, `steps` steps) on the
+    training split of `data`, built once and kept in the data cache under a hash of the training
+    sequences and the pretraining settings; later calls with the same data return it at once."""
+    ds = load_dataset(data)
+    cfg = PretrainConfig(steps=steps, threads=threads)
+    digest = hashlib.sha256(np.ascontiguousarray(ds.tokens[ds.split == "train"]).tobytes())
+    settings = dataclasses.asdict(cfg) | {"out": None, "threads": None}  # neither changes it
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    folder = data.cache / f"backbone-{digest.hexdigest()[:16]}"
+    if (folder / "model.safetensors").is_file():
+        log.info(f"backbone: reusing {folder} (pretrained on this dataset's training sequences)")
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        pretrain(dataclasses.replace(cfg, out=str(tmp)), data)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
