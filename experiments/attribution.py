@@ -17,7 +17,8 @@ the share of planted GATA1 sites whose central base gets positive relevance; and
 mean |R| at the background positions that max pooling picks to that at other background
 positions. Diagnostics on the first model: the share of site relevance that reaches the input
 through the residual path alone, and exact Shapley values over GATA1 sites (N and random-base
-references). DeepLIFT/SHAP (tangermeme, 20 shuffles) is tried on 8 sequences and its convergence
+references), for the best composite (highest site AUROC averaged over the models) and
+mambalrp. DeepLIFT/SHAP (tangermeme, 20 shuffles) is tried on 8 sequences and its convergence
 delta reported. Results go to bench/results/<name>.json (docs/results.md).
 
 Targets for the default composite on every model: the interval of (LRP - ISM) site AUROC
@@ -206,6 +207,19 @@ def deep_lift_shap_delta(model, X, target):
             m.__dict__.pop("normalized_shape", None)
 
 
+def model_labels(paths) -> dict:
+    """{path: its folder's name}, or the last two folders where names repeat."""
+    names = [Path(p).parent.name for p in paths]
+    return {p: (n if names.count(n) == 1 else "/".join(Path(p).parent.parts[-2:]))
+            for p, n in zip(paths, names)}
+
+
+def best_composite(rows, composites) -> str:
+    """The composite of the highest site AUROC averaged over the models' rows."""
+    mean = {c: np.mean([r[2] for r in rows if r[1] == f"lrp {c}"]) for c in composites}
+    return max(mean, key=mean.get)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["final_models/best_model.pt"])
@@ -219,9 +233,11 @@ def main(argv=None):
     parser.add_argument("--no-comparators", action="store_true",
                         help="leave out integrated and expected gradients (a quick pilot)")
     parser.add_argument("--name", default="attribution", help="result name (bench/results/)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     rows, per_task, notes = [], {}, []
+    labels = model_labels(args.models)
     for model_path in args.models:
         model = load_finetuned(model_path)
         cfg = checkpoint_data(model_path)
@@ -255,7 +271,7 @@ def main(argv=None):
             intervals = [paired_interval(per[m], ism[m]) for m in MEASURES]
             once = (f" + {len(background)} once" if label.startswith("lrp")
                     and needs_references(label.split(" ", 1)[1]) else "")
-            rows.append([Path(model_path).parent.name or model_path, label,
+            rows.append([labels[model_path], label,
                          *[round(float(np.nanmean(per[m])), 3) for m in MEASURES],
                          *[f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]" for d, lo, hi in intervals],
                          f"{cost:.1f}{once}", None if cons is None else float(f"{cons:.1e}"),
@@ -265,20 +281,25 @@ def main(argv=None):
                 per_task.setdefault((task, label), []).append(
                     (np.nanmean(per["site AUROC"][sel]), np.mean(per["ΔA_F N"][sel])))
         if model_path == args.models[0]:
-            lines, _ = diagnostics(model, onehot, tasks, DEFAULT_COMPOSITE, args.shapley_sites)
-            k, _, chosen, *_ = tasks[0]
-            lines.append("DeepLIFT/SHAP (tangermeme, 20 shuffles, 8 sequences): "
-                         + deep_lift_shap_delta(model, onehot[chosen[:8]], k))
-            notes += [f"{model_path}: {line}" for line in lines]
+            first = (model, onehot, tasks)
+    best = best_composite(rows, args.composites)
+    model, onehot, tasks = first
+    lines, _ = diagnostics(model, onehot, tasks, best, args.shapley_sites)
+    k, _, chosen, *_ = tasks[0]
+    lines.append("DeepLIFT/SHAP (tangermeme, 20 shuffles, 8 sequences): "
+                 + deep_lift_shap_delta(model, onehot[chosen[:8]], k))
+    notes += [f"{labels[args.models[0]]}: {line}" for line in lines]
+    notes.append(f"Best composite (highest site AUROC averaged over the models): {best}; the "
+                 f"package default (lrp_composites.DEFAULT_COMPOSITE): {DEFAULT_COMPOSITE}.")
     columns = ["model", "method", *MEASURES, *[f"{m} − ISM [95 % CI]" for m in MEASURES],
                "forwards", "conservation", "GATA1 centre > 0", "pooled / other background |R|"]
     task_rows = [[task, label, *np.round(np.mean(v, axis=0), 3)]
                  for (task, label), v in sorted(per_task.items())]
-    default = [r for r in rows if r[1] == f"lrp {DEFAULT_COMPOSITE}"]
+    default = [r for r in rows if r[1] == f"lrp {best}"]
     record(args.name, "Attribution methods and LRP composites against planted sites",
            columns, rows, peer="ism (interval columns); a no-grad forward pass (cost)",
            notes="\n\n".join(notes),
-           headline=(f"LRP ({DEFAULT_COMPOSITE}) site AUROC "
+           headline=(f"LRP (composite {best}) site AUROC "
                      + ", ".join(str(r[2]) for r in default) + " on "
                      f"{len(args.models)} models; − ISM: " + "; ".join(r[7] for r in default)))
     record(f"{args.name}-tasks", "Attribution per task (mean over the models)",

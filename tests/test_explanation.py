@@ -56,8 +56,8 @@ def test_lrp_diagnostics(ps):
     assert r.conservation_residual.shape == (3,)
     np.testing.assert_allclose(r.conservation_residual, 0, atol=1e-12)
     assert r.conservation_error.max() <= 1e-12 and r.rc_residual.max() <= 1e-10
-    np.testing.assert_allclose(r.logits - r.observed.sum((1, 2)) - r.bias_relevance,
-                               r.conservation_residual)
+    np.testing.assert_allclose(r.logits - r.observed.sum((1, 2)) - r.bias_relevance
+                               - r.reference_relevance, r.conservation_residual)
 
 
 def test_ism_against_single_mutants(ps):

@@ -162,7 +162,7 @@ def test_runner_up_needs_max_pooling():
 def test_input_root_point_is_the_corrected_lrp_gradient():
     model, x = classifier(pooling="max"), onehot(b=3)
     x[0, 5] = 0  # an N position gets nothing and books nothing
-    plain = explain(model, x, target=1)
+    plain = explain(model, x, target=1, composite="mambalrp")
     rooted = explain(model, x, target=1, composite="input-root")
     H = plain.hypothetical  # already centred: H - mean H
     np.testing.assert_allclose(rooted.observed, x.numpy() * H, rtol=1e-10, atol=1e-13)
@@ -256,12 +256,13 @@ def test_default_composite_conserves_on_the_trained_demo_model_in_float32():
 def test_residual_path_is_everything_when_the_mixers_output_nothing():
     model, x = classifier(pooling="max"), onehot(b=2)
     full = explain(model, x, target=0, composite=residual_only("mambalrp"))
-    assert np.abs(full.observed - explain(model, x, target=0).observed).max() > 1e-3
+    assert np.abs(full.observed - explain(model, x, target=0, composite="mambalrp").observed
+                  ).max() > 1e-3
     assert np.abs(full.conservation_residual).max() <= 1e-8 * np.abs(full.logits).max()
     with torch.no_grad():
         for layer in model.caduceus.backbone.layers:
             layer.mixer.submodule.mamba_fwd.out_proj.weight.zero_()
-    plain = explain(model, x, target=0)
+    plain = explain(model, x, target=0, composite="mambalrp")
     resid = explain(model, x, target=0, composite=residual_only("mambalrp"))
     np.testing.assert_allclose(resid.observed, plain.observed, rtol=1e-12, atol=1e-14)
 
