@@ -55,7 +55,7 @@ SUITE = {
     "long300": SyntheticConfig(  # long zinc-finger and nuclear-receptor motifs, G+C 0.5
         n_sequences=1000, seq_len=300, gc=0.5, motif_prob=0.12, seed=102,
         motifs={"REST": "MA0138.3", "ZNF143": "MA0088.2", "TP53": "MA0106.3",
-                "NR3C1": "MA0113.4", "CREB1": "MA1849.2"},
+                "NR3C1": "MA0113.4", "CREB1": "MA0018.5"},
         pairs=[("ZNF143", "CREB1")], pair_spacing=None, pair_prob=0.05, decoy="MA0112.4"),
     "sparse500": SyntheticConfig(  # rarer sites in longer, A+T-rich sequences
         n_sequences=1000, seq_len=500, gc=0.35, motif_prob=0.10, max_sites=1, seed=103,

@@ -219,7 +219,8 @@ def main():
     judged = [r for r in rows if r[3] is not None]
     met = sum(r[3] for r in judged)
     failed = [r[0] for r in judged if not r[3]]
-    headline = (f"Analysis of a model trained on the embedded dataset: {met} of {len(judged)} "
+    kind = "the CNN baseline" if type(model).__name__ == "OneHotCNN" else "a Caduceus model"
+    headline = (f"Analysis of {kind} trained on the embedded dataset: {met} of {len(judged)} "
                 "checks met (motif effects, the 9-bp TAL1::TCF3-GATA1 syntax, instance recall "
                 "and precision, variant effects)"
                 + (f"; not met: {'; '.join(failed[:3])}" if failed else ""))
