@@ -18,25 +18,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from results import record
+from results import best_time, record
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def best(fn, repeats):
-    """(best seconds of `repeats` calls, last result)."""
-    seconds, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        seconds = min(seconds, time.perf_counter() - start)
-    return seconds, out
 
 
 def main():
@@ -66,12 +55,12 @@ def main():
     x = backgrounds(dataset, "shuffle", args.n, seed=0, both_strands=False)
     n, bs, per = len(x), args.batch_size, 1000 / len(x)
     predict_logits(model, x[:8], bs)  # warm-up (numba scan kernels)
-    forward_s, _ = best(lambda: predict_logits(model, x, bs), args.repeats)
+    forward_s, _ = best_time(lambda: predict_logits(model, x, bs), args.repeats)
 
     rng = np.random.default_rng(0)
     motifs = [Motif(f"m{k}", "sequence", "".join(rng.choice(list(BASES), 10)))
               for k in range(args.motifs)]
-    ours_s, table = best(lambda: marginalize(model, motifs, x, bs), args.repeats)
+    ours_s, table = best_time(lambda: marginalize(model, motifs, x, bs), args.repeats)
     wrapped, X = TangermemeModel(model), to_ncl(x)
 
     def tangermeme_all():
@@ -81,7 +70,7 @@ def main():
                                batch_size=bs, device="cpu")
             out.append((r.y_after.double() - r.y_before.double()).mean(0).numpy())
         return np.stack(out)
-    theirs_s, theirs = best(tangermeme_all, args.repeats)
+    theirs_s, theirs = best_time(tangermeme_all, args.repeats)
     ours = table.pivot(index="motif", columns="task", values="effect").loc[
         [m.name for m in motifs], list(dict.fromkeys(table["task"]))].to_numpy()
     marg_diff = float(np.abs(ours - theirs).max())
@@ -90,18 +79,18 @@ def main():
     refs = [BASES[int(x[i, p].argmax())] for i, p in enumerate(positions)]
     alts = [BASES[(BASES.index(r) + 1) % 4] for r in refs]
     variants = Variants([f"v{i}" for i in range(n)], positions, refs, alts, x)
-    var_s, _ = best(lambda: variant_effects(model, variants, "none", batch_size=bs),
+    var_s, _ = best_time(lambda: variant_effects(model, variants, "none", batch_size=bs),
                     args.repeats)
     k = min(args.lrp_variants, n)
     few = Variants(variants.ids[:k], positions[:k], refs[:k], alts[:k], x[:k])
     lrp_method = "lrp" if type(model).__name__ == "CaduceusClassifier" else "grad_x_input"
-    var_lrp_s, _ = best(lambda: variant_effects(model, few, lrp_method, batch_size=bs),
+    var_lrp_s, _ = best_time(lambda: variant_effects(model, few, lrp_method, batch_size=bs),
                         args.repeats)
 
     m = args.ism_sequences
-    ours_ism_s, ours_ism = best(lambda: explain(model, x[:m], target=0, method="ism",
+    ours_ism_s, ours_ism = best_time(lambda: explain(model, x[:m], target=0, method="ism",
                                                 batch_size=bs), 1)
-    tg_ism_s, tg_ism = best(lambda: saturation_mutagenesis(
+    tg_ism_s, tg_ism = best_time(lambda: saturation_mutagenesis(
         wrapped, X[:m], batch_size=bs, raw_outputs=True, fast=False, device="cpu"), 1)
     effects = (tg_ism.y_hat.double()[..., 0] - tg_ism.y0.double()[:, None, None, 0]).numpy()
     effects = effects.transpose(0, 2, 1)  # (m, L, 4)

@@ -9,25 +9,14 @@ The peer is a no-grad forward pass of the same sequences in the same batches (be
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
-from results import record
+from results import best_time, record
 
 from caduceus_lrp import explain, load_finetuned
 from caduceus_lrp.attribute import background_sequences, checkpoint_data
 from caduceus_lrp.data import load_dataset
 from caduceus_lrp.lrp_composites import COMPOSITES, DEFAULT_COMPOSITE, needs_references
-
-
-def best_time(fn, repeats):
-    """Best wall time of `repeats` calls."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():
@@ -49,10 +38,10 @@ def main():
             for start in range(0, len(X), args.batch_size):
                 model(onehot=torch.from_numpy(X[start:start + args.batch_size]))
 
-    peer = best_time(forward, args.repeats)
+    peer, _ = best_time(forward, args.repeats)
     rows = []
     for name in COMPOSITES:
-        t = best_time(lambda: explain(model, X, target=0, composite=name,
+        t, _ = best_time(lambda: explain(model, X, target=0, composite=name,
                                       batch_size=args.batch_size, background=background),
                       args.repeats)
         once = f"{len(background)} background sequences" if needs_references(name) else "–"

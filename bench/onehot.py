@@ -10,26 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from results import record  # noqa: E402
+from results import best_time, record  # noqa: E402
 
 from caduceus_lrp.sequence import one_hot  # noqa: E402
-
-
-def best_time(fn, repeats):
-    """Best wall time of `repeats` calls, and the last result."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main():

@@ -12,11 +12,22 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-__all__ = ["RESULTS", "machine", "record"]
+__all__ = ["RESULTS", "machine", "record", "best_time"]
+
+
+def best_time(fn, repeats: int):
+    """(best wall seconds of `repeats` calls of fn, the last call's result)."""
+    seconds, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        seconds = min(seconds, time.perf_counter() - start)
+    return seconds, out
 
 
 def machine() -> dict:
