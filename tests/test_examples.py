@@ -82,6 +82,7 @@ def test_help(script, capsys):
     ("viz_saliency", ["--task", "NFKB"], "--task: unknown task 'NFKB'"),
     ("viz_saliency", ["--sequences", "ACGT"], "length 4, but the model was trained on 170-bp"),
     ("viz_interpret", ["--compare", "shap"], "unknown method 'shap'"),
+    ("viz_interpret", ["--composite", "nope"], "--composite: unknown LRP composite 'nope'"),
     ("viz_3d_dna", ["--sequence", "ACGTN"], "length 5, but the model was trained on 170-bp"),
     ("viz_3d_dna", ["--window", "160", "200"], "--window: 160 200 is not inside"),
 ])
