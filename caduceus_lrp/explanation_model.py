@@ -333,7 +333,8 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     expected_gradients: n_references, seed). LRP: `composite`, a name in
     lrp_composites.COMPOSITES or a Composite; one whose root points are background statistics
     calibrates them once on `background` (one-hot (M, l, 4); default BACKGROUND_SEQUENCES
-    uniform random sequences). check_rc: also attribute rc(X) and report `rc_residual`. The
+    uniform random sequences), unless `references` (from lrp_composites.calibrate) are given.
+    check_rc: also attribute rc(X) and report `rc_residual`. The
     model comes back in its mode and on its device; large batches and long sequences are
     attributed with layer-wise recomputation (RECOMPUTE_ELEMENTS).
     """
@@ -348,7 +349,7 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "reference", "rc")}
     recompute = _needs_recomputation(model, min(batch_size, len(X)), X.shape[1])
     with explaining(model, device, recompute) as param:
-        if method == "lrp" and needs_references(composite):
+        if method == "lrp" and needs_references(composite) and "references" not in options:
             if background is None:
                 background = random_background(X.shape[1])
             with torch.no_grad():

@@ -203,6 +203,19 @@ def test_reference_statistics_make_attributions_batch_independent():
         np.testing.assert_allclose(whole.observed[1:3], alone.observed, rtol=1e-12, atol=1e-14)
 
 
+def test_precomputed_references_replace_the_calibration():
+    """References calibrated once and passed in give what calibrating on the same background
+    does, and are the ones used (another background's change the attribution)."""
+    model, x = classifier(pooling="max"), onehot(b=3)
+    calibrated = explain(model, x, target=0, composite="gate-root", background=BACKGROUND)
+    given = explain(model, x, target=0, composite="gate-root",
+                    references=calibrate(model.eval(), BACKGROUND))
+    np.testing.assert_allclose(given.observed, calibrated.observed, rtol=1e-12, atol=1e-14)
+    other = explain(model, x, target=0, composite="gate-root",
+                    references=calibrate(model, onehot(b=12, l=24, seed=10)))
+    assert np.abs(other.observed - calibrated.observed).max() > 1e-6
+
+
 def test_calibration_averages_both_strands():
     """The gate mean of a ps model is the same on a background and on its reverse complement."""
     model = classifier(rcps=True, pooling="max")
