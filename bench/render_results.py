@@ -22,7 +22,8 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 SECTIONS = [  # (heading, result names in order); results not listed go to "Other results"
     ("Speed and memory (bench/)", ["scan", "triton_compile", "long_context", "long_attribution",
                                    "train", "onehot", "pipeline"]),
-    ("The default recipe on data it was not tuned on (experiments/)", ["generalization"]),
+    ("The default recipe on data it was not tuned on (experiments/)", ["generalization",
+                                                                     "default-training-time"]),
     ("Attribution methods and LRP composites (experiments/)", ["attribution"]),
     ("Motif syntax on the embedded dataset (experiments/)", ["syntax"]),
     ("Other results", []),

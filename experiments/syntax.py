@@ -120,7 +120,9 @@ def instance_checks(run, dataset, truth, rows):
     recovery = instance_recovery(table, truth, {t: v[0] for t, v in inputs.items()})
     for r in recovery.to_dict("records"):
         target = MOTIFS_WITH_TARGETS.get(r["task"]) == r["motif"]
-        measured = (f"recall {r['recall']:.3f} of {r['n_sites']} sites, precision "
+        single = ("" if r["recall_single"] != r["recall_single"]
+                  else f" ({r['recall_single']:.3f} where the site is alone in its sequence)")
+        measured = (f"recall {r['recall']:.3f} of {r['n_sites']} sites{single}, precision "
                     + ("–" if r["precision"] != r["precision"] else f"{r['precision']:.3f}")
                     + f" of {r['n_instances']} instances")
         rows.append([f"instances: {r['motif']} in {r['task']}",

@@ -290,6 +290,7 @@ def planted(n=40, length=120, seed=0):
 def test_instance_recovery_counts_sites_and_family_matches_and_files_round_trip(tmp_path):
     sites = pd.DataFrame([["s0", "T", CTCF, "CTCF", 10, 29, "+"],
                           ["s1", "T", CTCF, "CTCF", 50, 69, "-"],
+                          ["s1", "T", CTCF, "CTCF", 120, 139, "+"],
                           ["s1", "decoy", "MA1494.2", "HNF4A", 100, 113, "+"]],
                          columns=["id", "task", "motif_id", "motif_name", "start", "end",
                                   "strand"])
@@ -305,7 +306,8 @@ def test_instance_recovery_counts_sites_and_family_matches_and_files_round_trip(
     families = {CTCF: ("zf",), "MA1929.2_CTCF": ("zf",), "MA1102.3_CTCFL": ("zf",),
                 "MA0080.7_Spi1": ("ets",), "MA1494.2_HNF4A": ("nr",), "MA1494.2": ("nr",)}
     recovery = instance_recovery(table, truth, {"T": ["s0", "s1"]}, families).set_index("task")
-    assert recovery.loc["T", "n_sites"] == 2 and recovery.loc["T", "recall"] == 0.5
+    assert recovery.loc["T", "n_sites"] == 3 and recovery.loc["T", "recall"] == 1 / 3
+    assert recovery.loc["T", "recall_single"] == 1.0  # s0's lone site found, s1's two not
     assert recovery.loc["T", "n_instances"] == 2 and recovery.loc["T", "precision"] == 0.5
     assert recovery.loc["decoy:T", "recall"] == 1.0 and recovery.loc["decoy:T", "n_instances"] == 1
     path = write_instances(table, tmp_path / "instances.tsv")

@@ -38,8 +38,8 @@ __all__ = ["INSTANCE_COLUMNS", "RECOVERY_COLUMNS", "call_instances", "attributio
 
 INSTANCE_COLUMNS = ["id", "start", "end", "strand", "pattern", "match", "score", "task",
                     "p_value", "match_source", "seqlet_p"]
-RECOVERY_COLUMNS = ["task", "motif_id", "motif", "n_sites", "recall", "n_instances",
-                    "precision"]
+RECOVERY_COLUMNS = ["task", "motif_id", "motif", "n_sites", "recall", "recall_single",
+                    "n_instances", "precision"]
 N_NEAREST = 25  # database motifs kept per seqlet by Tomtom, best first
 FIMO_P = 1e-3  # FIMO hits considered for a seqlet's match
 TIE = 10.0  # hits within this factor of the best p count as ties, won by the pattern's match
@@ -196,7 +196,8 @@ def instance_recovery(instances: pd.DataFrame, truth: GroundTruth, analysed: dic
     (RECOVERY_COLUMNS). `analysed`: {task: ids whose attributions were searched}. A site is
     found when an instance of its task overlaps it and matches its motif or a factor of the
     motif's JASPAR family; an instance of the task that matches the motif (or family) is right
-    when it overlaps a site of that motif. The decoy's rows (task 'decoy:<task>') count the
+    when it overlaps a site of that motif. `recall_single`: the recall over sites alone in their
+    sequence (no other site of the motif there; a max-pooling head may use one site of several). The decoy's rows (task 'decoy:<task>') count the
     decoy sites in the task's sequences that instances overlap, and the instances matched to
     the decoy's family."""
     if truth is None or truth.sites is None:
@@ -215,14 +216,16 @@ def instance_recovery(instances: pd.DataFrame, truth: GroundTruth, analysed: dic
             same = [_same(m, motif_id, families) for m in mine["match"]]
             hits = mine[np.array(same, dtype=bool)]
             found, right = _found(group, hits)
-            rows.append([task, motif_id, name, len(group), found.mean(), len(hits),
+            single = ~group["id"].duplicated(keep=False).to_numpy()
+            rows.append([task, motif_id, name, len(group), found.mean(),
+                         found[single].mean() if single.any() else np.nan, len(hits),
                          right.mean() if len(hits) else np.nan])
         decoys = sites[sites["id"].isin(ids) & (sites["task"] == "decoy")]
         if truth.decoy and len(decoys):
             found, _ = _found(decoys, mine)  # decoy sites under any instance of the task
             n_hits = sum(_same(m, truth.decoy, families) for m in mine["match"])
             rows.append([f"decoy:{task}", truth.decoy, str(decoys["motif_name"].iloc[0]),
-                         len(decoys), found.mean(), n_hits, np.nan])
+                         len(decoys), found.mean(), np.nan, n_hits, np.nan])
     return pd.DataFrame(rows, columns=RECOVERY_COLUMNS)
 
 
