@@ -67,7 +67,8 @@ class TrainConfig:
     replicates: int = option(2, (
         "train this many seeds (train-seed, train-seed + 1, ...) and keep the one with the best "
         "validation macro auROC; on CPU they run in parallel, one per core, on CUDA one after "
-        "the other; 1 for a single run"))
+        "the other; 1 for a single run. Runs meant to be independent need train seeds at least "
+        "this many apart (0, 2, 4 with 2 replicates)"))
     frozen_cache: bool = option(True, "compute the frozen layers once and train on the cached "
                                       "outputs")
     cache_dtype: str = option("float16", "dtype of the frozen-layer cache",
