@@ -26,7 +26,7 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
                                                                      "generalization-epochs20",
                                                                      "default-training-time"]),
     ("Attribution methods and LRP composites (experiments/)", ["attribution"]),
-    ("Motif syntax on the embedded dataset (experiments/)", ["syntax"]),
+    ("Motif syntax on the embedded dataset (experiments/)", ["syntax", "syntax-epochs20"]),
     ("Other results", []),
 ]
 

@@ -28,12 +28,14 @@ Results go to bench/results/<name>.json (docs/results.md).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -222,6 +224,11 @@ def main():
     met = sum(r[3] for r in judged)
     failed = [r[0] for r in judged if not r[3]]
     kind = "the CNN baseline" if type(model).__name__ == "OneHotCNN" else "a Caduceus model"
+    trained = args.run / "final_models"
+    metrics = json.loads((trained / "metrics.json").read_text())
+    budget = yaml.safe_load((trained / "train_config.yaml").read_text())["epochs"]
+    kind += (f" ({budget}-epoch budget, test macro auROC "
+             f"{metrics['test.macro_auroc']:.3f})")
     headline = (f"Analysis of {kind} trained on the embedded dataset: {met} of {len(judged)} "
                 "checks met (motif effects, the 9-bp TAL1::TCF3-GATA1 syntax, instance recall "
                 "and precision, variant effects)"
