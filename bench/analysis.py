@@ -80,16 +80,16 @@ def main():
     alts = [BASES[(BASES.index(r) + 1) % 4] for r in refs]
     variants = Variants([f"v{i}" for i in range(n)], positions, refs, alts, x)
     var_s, _ = best_time(lambda: variant_effects(model, variants, "none", batch_size=bs),
-                    args.repeats)
+                         args.repeats)
     k = min(args.lrp_variants, n)
     few = Variants(variants.ids[:k], positions[:k], refs[:k], alts[:k], x[:k])
     lrp_method = "lrp" if type(model).__name__ == "CaduceusClassifier" else "grad_x_input"
     var_lrp_s, _ = best_time(lambda: variant_effects(model, few, lrp_method, batch_size=bs),
-                        args.repeats)
+                             args.repeats)
 
     m = args.ism_sequences
     ours_ism_s, ours_ism = best_time(lambda: explain(model, x[:m], target=0, method="ism",
-                                                batch_size=bs), 1)
+                                                     batch_size=bs), 1)
     tg_ism_s, tg_ism = best_time(lambda: saturation_mutagenesis(
         wrapped, X[:m], batch_size=bs, raw_outputs=True, fast=False, device="cpu"), 1)
     effects = (tg_ism.y_hat.double()[..., 0] - tg_ism.y0.double()[:, None, None, 0]).numpy()

@@ -42,8 +42,8 @@ def main():
     rows = []
     for name in COMPOSITES:
         t, _ = best_time(lambda: explain(model, X, target=0, composite=name,
-                                      batch_size=args.batch_size, background=background),
-                      args.repeats)
+                                         batch_size=args.batch_size, background=background),
+                         args.repeats)
         once = f"{len(background)} background sequences" if needs_references(name) else "–"
         rows.append([name, round(t / peer, 2), once])
     default = next(r for r in rows if r[0] == DEFAULT_COMPOSITE)

@@ -334,9 +334,9 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     lrp_composites.COMPOSITES or a Composite; one whose root points are background statistics
     calibrates them once on `background` (one-hot (M, l, 4); default BACKGROUND_SEQUENCES
     uniform random sequences), unless `references` (from lrp_composites.calibrate) are given.
-    check_rc: also attribute rc(X) and report `rc_residual`. The
-    model comes back in its mode and on its device; large batches and long sequences are
-    attributed with layer-wise recomputation (RECOMPUTE_ELEMENTS).
+    check_rc: also attribute rc(X) and report `rc_residual`. The model comes back in its mode
+    and on its device; large batches and long sequences are attributed with layer-wise
+    recomputation (RECOMPUTE_ELEMENTS).
     """
     check_method(method)
     target = task_index(model, target)

@@ -197,9 +197,9 @@ def instance_recovery(instances: pd.DataFrame, truth: GroundTruth, analysed: dic
     found when an instance of its task overlaps it and matches its motif or a factor of the
     motif's JASPAR family; an instance of the task that matches the motif (or family) is right
     when it overlaps a site of that motif. `recall_single`: the recall over sites alone in their
-    sequence (no other site of the motif there; a max-pooling head may use one site of several). The decoy's rows (task 'decoy:<task>') count the
-    decoy sites in the task's sequences that instances overlap, and the instances matched to
-    the decoy's family."""
+    sequence (no other site of the motif there; a max-pooling head may use one site of several).
+    The decoy's rows (task 'decoy:<task>') count the decoy sites in the task's sequences that
+    instances overlap, and the instances matched to the decoy's family."""
     if truth is None or truth.sites is None:
         raise InputError("instance recovery: needs ground truth with site positions")
     sites = truth.sites
