@@ -22,7 +22,7 @@ from .checkpoint import load_model, read_checkpoint
 from .cli import option
 from .data import SPLITS, DataConfig, GroundTruth, ground_truth_for, load_dataset
 from .errors import InputError
-from .explanation_model import BACKGROUND_SEQUENCES, METHODS, explain, task_index
+from .explanation_model import BACKGROUND_SEQUENCES, METHODS, explain, lrp_references, task_index
 from .lrp_composites import COMPOSITES, DEFAULT_COMPOSITE, needs_references
 from .motifs import REPLICATES_NAME
 from .io_utils import atomic_path
@@ -125,13 +125,15 @@ def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, de
         raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
                          f"(it has {', '.join(dataset.task_names)})")
     onehot = dataset.one_hot()
+    per_model = [_calibrated(m, method, options, dataset.seq_len, batch_size, device)
+                 for m in models]
     results = {}
     for k, task in enumerate(model.task_names):
         positive = dataset.positives(task)
         if not len(positive):
             continue
         each = [explain(m, onehot[positive], target=k, method=method, batch_size=batch_size,
-                        device=device, progress=progress, **options) for m in models]
+                        device=device, progress=progress, **o) for m, o in zip(models, per_model)]
         result = _mean_attribution(each)
         folder = Path(out_dir) / task
         for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
@@ -145,6 +147,17 @@ def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, de
             replicates.unlink(missing_ok=True)  # not from an earlier ensemble
         results[task] = result
     return results
+
+
+def _calibrated(model, method, options, length, batch_size, device) -> dict:
+    """`options` with an LRP composite's `background` replaced by the model's reference
+    statistics, calibrated once for every task's call (other methods: unchanged)."""
+    if method != "lrp":
+        return options
+    rest = {k: v for k, v in options.items() if k != "background"}
+    return dict(rest, references=lrp_references(
+        model, options.get("composite", DEFAULT_COMPOSITE), options.get("background"), length,
+        batch_size, device))
 
 
 def _site_and_background(model, onehot, mask, target, method, batch_size, device, options):
@@ -199,6 +212,8 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
         log("no planted-site positions (give --ground-truth with a site table): no "
             "dist_attribution.png")
         return summary
+    if "lrp" in cfg.compare:
+        lrp = _calibrated(model, "lrp", lrp, dataset.seq_len, cfg.attribution_batch_size, device)
     summary["site_auroc"] = _compare_at_sites(model, dataset, truth, cfg, plots_dir, device, log,
                                               lrp)
     return summary

@@ -31,7 +31,8 @@ from .lrp_composites import (DEFAULT_COMPOSITE, calibrate, composite_of, lrp_mod
 from .sequence import flip_lc, one_hot, shuffled_one_hot
 
 __all__ = ["METHODS", "Scores", "Attribution", "explain", "task_index", "as_onehot", "logits_of",
-           "explaining", "random_background", "RECOMPUTE_ELEMENTS", "BACKGROUND_SEQUENCES"]
+           "explaining", "random_background", "lrp_references", "RECOMPUTE_ELEMENTS",
+           "BACKGROUND_SEQUENCES"]
 
 # batch x length x n_layer x d_model above which layers are recomputed in the backward pass (one
 # layer's activations kept at a time); below it, the activations kept for the backward pass take a
@@ -322,6 +323,20 @@ def random_background(length: int, n: int = BACKGROUND_SEQUENCES, seed: int = 0)
     return np.eye(4)[rng.integers(0, 4, (n, length))]
 
 
+def lrp_references(model, composite=DEFAULT_COMPOSITE, background=None, length=None,
+                   batch_size: int = 32, device=None):
+    """The reference statistics of `composite` for `model` (lrp_composites.calibrate on one-hot
+    `background` (M, l, 4), default BACKGROUND_SEQUENCES uniform random sequences of `length`
+    bp), computed with the model as `explain` runs it; None for a composite without references.
+    Passed to `explain(..., references=)`, they calibrate once for many calls."""
+    if not needs_references(composite):
+        return None
+    if background is None:
+        background = random_background(length)
+    with explaining(model, device), torch.no_grad():
+        return calibrate(model, as_onehot(background), batch_size)
+
+
 def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, device=None,
             check_rc: bool = False, progress: bool = False, composite=DEFAULT_COMPOSITE,
             background=None, **options) -> Attribution:
@@ -333,7 +348,7 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     expected_gradients: n_references, seed). LRP: `composite`, a name in
     lrp_composites.COMPOSITES or a Composite; one whose root points are background statistics
     calibrates them once on `background` (one-hot (M, l, 4); default BACKGROUND_SEQUENCES
-    uniform random sequences), unless `references` (from lrp_composites.calibrate) are given.
+    uniform random sequences), unless `references` (from `lrp_references`) are given.
     check_rc: also attribute rc(X) and report `rc_residual`. The model comes back in its mode
     and on its device; large batches and long sequences are attributed with layer-wise
     recomputation (RECOMPUTE_ELEMENTS).
@@ -349,11 +364,9 @@ def explain(model, X, target=0, method: str = "lrp", batch_size: int = 32, devic
     out = {k: [] for k in ("observed", "hypothetical", "logits", "bias", "reference", "rc")}
     recompute = _needs_recomputation(model, min(batch_size, len(X)), X.shape[1])
     with explaining(model, device, recompute) as param:
-        if method == "lrp" and needs_references(composite) and "references" not in options:
-            if background is None:
-                background = random_background(X.shape[1])
-            with torch.no_grad():
-                options["references"] = calibrate(model, as_onehot(background), batch_size)
+        if method == "lrp" and "references" not in options:
+            options["references"] = lrp_references(model, composite, background, X.shape[1],
+                                                   batch_size, device)
         starts = range(0, len(X), batch_size)
         for start in tqdm(starts, desc=f"{method} attributions", unit="batch", disable=not progress):
             x = torch.from_numpy(X[start:start + batch_size]).to(param)

@@ -46,8 +46,8 @@ from caduceus_lrp.attribution_metrics import (faithfulness, paired_interval,  # 
                                               site_auprc, site_auroc, site_mask)
 from caduceus_lrp.checkpoint import load_finetuned  # noqa: E402
 from caduceus_lrp.data import ground_truth_for, load_dataset  # noqa: E402
-from caduceus_lrp.explanation_model import explain  # noqa: E402
-from caduceus_lrp.lrp_composites import (COMPOSITES, DEFAULT_COMPOSITE, calibrate,  # noqa: E402
+from caduceus_lrp.explanation_model import explain, lrp_references  # noqa: E402
+from caduceus_lrp.lrp_composites import (COMPOSITES, DEFAULT_COMPOSITE,  # noqa: E402
                                          needs_references)
 from caduceus_lrp.lrp_diagnostics import pooled_positions, residual_only, site_shapley  # noqa: E402
 
@@ -261,9 +261,9 @@ def main(argv=None):
         results = {}
         for label, method, options in entries(args.composites, not args.no_comparators):
             options = dict(options, batch_size=args.batch_size)
-            if method == "lrp" and needs_references(options["composite"]):
-                with torch.no_grad():    # once per model and composite, reported apart
-                    options["references"] = calibrate(model.eval(), background)
+            if method == "lrp":  # calibrated once per model and composite, reported apart
+                options["references"] = lrp_references(model, options["composite"], background,
+                                                       batch_size=args.batch_size)
             results[label] = evaluate(model, onehot, tasks, label, method, options, args.steps)
             cost = time_ratio(model, onehot[tasks[0][2][:args.batch_size]], method,
                               {k: v for k, v in options.items() if k != "batch_size"},

@@ -9,7 +9,7 @@ from helpers import DT, ROOT, classifier, onehot, randn
 
 from caduceus_lrp.epi_head import Pooling
 from caduceus_lrp.errors import InputError
-from caduceus_lrp.explanation_model import explain
+from caduceus_lrp.explanation_model import explain, lrp_references
 from caduceus_lrp.layers import CausalConv1d
 from caduceus_lrp.lrp_composites import (COMPOSITES, DEFAULT_COMPOSITE, MAMBALRP, Rule,
                                          calibrate, composite_of, lrp_mode, needs_references)
@@ -211,6 +211,10 @@ def test_precomputed_references_replace_the_calibration():
     given = explain(model, x, target=0, composite="gate-root",
                     references=calibrate(model.eval(), BACKGROUND))
     np.testing.assert_allclose(given.observed, calibrated.observed, rtol=1e-12, atol=1e-14)
+    once = explain(model, x, target=0, composite="gate-root",
+                   references=lrp_references(model, "gate-root", BACKGROUND))
+    np.testing.assert_allclose(once.observed, calibrated.observed, rtol=1e-12, atol=1e-14)
+    assert lrp_references(model, "mambalrp", BACKGROUND) is None
     other = explain(model, x, target=0, composite="gate-root",
                     references=calibrate(model, onehot(b=12, l=24, seed=10)))
     assert np.abs(other.observed - calibrated.observed).max() > 1e-6
