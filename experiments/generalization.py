@@ -20,8 +20,9 @@ those of a loaded machine when jobs > 1. Extra flags after `--` go to the defaul
 (to study variants). Records, per dataset and recipe: test macro auROC (mean and range over
 seeds), the largest per-task shortfall against the CNN, training time, planted motifs recovered
 per seed, decoy found, and the largest peak share (share of |CWM| on one position) of any
-pattern of over 100 seqlets. The datasets are small to fit this machine, yet the suite's runs
-recorded about 4 hours here when sharing the cores (unmeasured alone, against a 90-minute aim).
+pattern of over 100 seqlets. The datasets are small to fit this machine: with the 20-epoch
+default, one seed of the default recipe and the CNN on all four takes 33 minutes alone here
+(`--jobs 1`), so three seeds take about 100 minutes, against a 90-minute aim.
 The table goes to bench/results/generalization.json (`--name` to keep variants).
 Targets: default macro auROC >= the CNN's - 0.01 and no task more than 0.05 behind it; >= 4 of 5
 planted motifs recovered in at least 2 of 3 seeds, the decoy never.

@@ -41,7 +41,7 @@ class TrainConfig:
                                                  "(saves memory on long sequences)")
     cnn_filters: int = option(64, "CNN baseline: number of convolution filters")
     cnn_width: int = option(15, "CNN baseline: filter width (bp)")
-    epochs: int = option(5, "maximum number of epochs")
+    epochs: int = option(20, "maximum number of epochs (early stopping within them)")
     batch_size: int = option(16, "global batch size (split over torchrun ranks)")
     eval_batch_size: int = option(64, "batch size of the passes without gradient (the "
                                       "frozen-layer cache, evaluation)")
