@@ -22,7 +22,8 @@ seeds), the largest per-task shortfall against the CNN, training time, planted m
 per seed, decoy found, and the largest peak share (share of |CWM| on one position) of any
 pattern of over 100 seqlets. The datasets are small to fit this machine: with the 20-epoch
 default, one seed of the default recipe and the CNN on all four takes 33 minutes alone here
-(`--jobs 1`), so three seeds take about 100 minutes, against a 90-minute aim.
+(`--jobs 1`) and the random backbone 16, so the whole suite about 115 minutes, against a
+90-minute aim.
 The table goes to bench/results/generalization.json (`--name` to keep variants).
 Targets: default macro auROC >= the CNN's - 0.01 and no task more than 0.05 behind it; >= 4 of 5
 planted motifs recovered in at least 2 of 3 seeds, the decoy never.
@@ -257,7 +258,8 @@ def main(argv=None):
     tasks = {n: SUITE[n].tasks for n in args.datasets}
     rows = summarise(results, tasks)
     defaults = [r for r in rows if r[1] == "default"]
-    meets = [r for r in defaults if r[6] is not None and r[6] >= -0.01 and r[7] >= -0.05]
+    macro_meets = [r for r in defaults if r[6] is not None and r[6] >= -0.01]
+    task_meets = [r for r in defaults if r[7] is not None and r[7] >= -0.05]
     record(args.name, "The default recipe on planted-motif data it was not tuned on",
            ["dataset", "recipe", "seeds", "test macro auROC", "range", "weakest task",
             "macro - CNN", "worst task - CNN", "train (s)", "motifs recovered per seed",
@@ -279,8 +281,9 @@ def main(argv=None):
            headline=((f"With an epoch budget of {args.epochs} for every recipe, on "
                       if args.epochs else "On ")
                      + f"{len(defaults)} planted-motif datasets it was not tuned on, the default "
-                     f"recipe is within 0.01 of the CNN baseline's test macro auROC (and no task "
-                     f"0.05 behind) on {len(meets)} of {len(defaults)}"))
+                     f"recipe is within 0.01 of the CNN baseline's test macro auROC on "
+                     f"{len(macro_meets)} of {len(defaults)}, with no task 0.05 behind on "
+                     f"{len(task_meets)} of {len(defaults)}"))
 
 
 if __name__ == "__main__":
