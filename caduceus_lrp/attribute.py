@@ -28,9 +28,11 @@ from .motifs import REPLICATES_NAME
 from .io_utils import atomic_path
 from .sequence import one_hot_to_strings
 
-__all__ = ["AttributeConfig", "checkpoint_data", "write_attributions", "run_attribute",
-           "saliency_figures", "saliency_rows", "first_positive", "helix_data", "helix_figures",
-           "example_helix"]
+REPLICATE_WEIGHTS = ("equal", "auroc")
+
+__all__ = ["AttributeConfig", "checkpoint_data", "replicate_weights", "write_attributions",
+           "run_attribute", "saliency_figures", "saliency_rows", "first_positive", "helix_data",
+           "helix_figures", "example_helix"]
 
 
 @dataclass
@@ -53,6 +55,11 @@ class AttributeConfig:
         "when the checkpoint was chosen from replicates (<its folder>/replicates/seed-*), "
         "attribute with every replicate and average, so that the motifs do not hang on one "
         "training seed; each pattern then reports how many replicates support it"))
+    replicate_weights: str = option("equal", (
+        "how the replicates' attributions are averaged, per task: equal, the plain mean; auroc, "
+        "each replicate weighted by its validation auROC on the task above chance (auROC - "
+        "0.5, none below), so that a replicate that did not learn a task does not blur its "
+        "motifs"), choices=REPLICATE_WEIGHTS)
 
     def __post_init__(self):
         if self.composite not in COMPOSITES:
@@ -62,6 +69,9 @@ class AttributeConfig:
             if name not in METHODS:
                 raise InputError(f"--method/--compare: unknown method {name!r}; choose one of "
                                  f"{', '.join(METHODS)}")
+        if self.replicate_weights not in REPLICATE_WEIGHTS:
+            raise InputError(f"--replicate-weights: choose one of {', '.join(REPLICATE_WEIGHTS)} "
+                             f"(got {self.replicate_weights!r})")
         if self.split not in (*SPLITS, "all"):
             raise InputError(f"--split: unknown split {self.split!r}; choose one of "
                              f"{', '.join(SPLITS)}, all")
@@ -99,25 +109,46 @@ def replicate_checkpoints(model_path) -> list[Path]:
     return paths if all(p.is_file() for p in paths) else []
 
 
-def _mean_attribution(results):
-    """The Attribution whose arrays are the mean of `results` (one per model; conservation
-    holds for the mean as it does for each)."""
+def replicate_weights(paths, task_names) -> np.ndarray:
+    """(R, t) weights of R replicate checkpoints per task, each column summing to 1: a
+    replicate's validation auROC above chance, max(auROC - 0.5, 0), from the metrics.json beside
+    it; a task's weights are equal where no replicate is above chance or a value is missing."""
+    rows = []
+    for path in paths:
+        metrics = Path(path).parent / "metrics.json"
+        values = json.loads(metrics.read_text()) if metrics.is_file() else {}
+        rows.append([values.get(f"val.auroc.{t}") for t in task_names])
+    weights = np.ones((len(rows), len(task_names)))
+    for k in range(len(task_names)):
+        column = [r[k] for r in rows]
+        if all(v is not None for v in column):
+            above = np.maximum(np.array(column, dtype=float) - 0.5, 0.0)
+            if above.sum() > 0:
+                weights[:, k] = above
+    return weights / weights.sum(0, keepdims=True)
+
+
+def _mean_attribution(results, weights=None):
+    """The Attribution whose arrays are the mean of `results` (one per model), weighted by
+    `weights` (R,) when given (conservation holds for any weighted mean, as for each)."""
     first = results[0]
     if len(results) == 1:
         return first
     fields = ("observed", "hypothetical", "logits", "bias_relevance", "reference_relevance")
     return dataclasses.replace(first, rc_residual=None, **{
-        k: None if getattr(first, k) is None else np.mean([getattr(r, k) for r in results], 0)
+        k: None if getattr(first, k) is None
+        else np.average([getattr(r, k) for r in results], axis=0, weights=weights)
         for k in fields})
 
 
 def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, device=None,
-                       progress=True, **options) -> dict:
+                       progress=True, weights=None, **options) -> dict:
     """Attribute every task's positive sequences of `dataset` for that task and write
     `<out_dir>/<task>/ohe.npz` and `hyp.npz`. `models`: one model, or several replicates of one
-    training run whose attributions are averaged; each replicate's per-position contributions
-    (R, N, L) then go to `<task>/replicates.npz` (motifs.agreement). Returns {task:
-    Attribution (the mean)}; tasks without positives are skipped."""
+    training run whose attributions are averaged, with `weights` (R, t) per task when given
+    (`replicate_weights`), else equally; each replicate's per-position contributions (R, N, L)
+    then go to `<task>/replicates.npz` (motifs.agreement). Returns {task: Attribution (the
+    mean)}; tasks without positives are skipped."""
     models = list(models) if isinstance(models, (list, tuple)) else [models]
     model = models[0]
     missing = [t for t in model.task_names if t not in dataset.task_names]
@@ -134,7 +165,7 @@ def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, de
             continue
         each = [explain(m, onehot[positive], target=k, method=method, batch_size=batch_size,
                         device=device, progress=progress, **o) for m, o in zip(models, per_model)]
-        result = _mean_attribution(each)
+        result = _mean_attribution(each, None if weights is None else weights[:, k])
         folder = Path(out_dir) / task
         for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
             with atomic_path(folder / name) as tmp:
@@ -185,17 +216,26 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
     lrp = {"composite": cfg.composite,
            "background": background_sequences(data_cfg) if needs_references(cfg.composite)
            else None}
+    weights = (replicate_weights(replicas, model.task_names)
+               if len(models) > 1 and cfg.replicate_weights == "auroc" else None)
     results = write_attributions(models, dataset, out_dir, cfg.method,
-                                 cfg.attribution_batch_size, device,
+                                 cfg.attribution_batch_size, device, weights=weights,
                                  **(lrp if cfg.method == "lrp" else {}))
     if not results:
         raise InputError(f"--split: no positive {cfg.split} sequence for any task")
-    ensemble = (f", the mean of {len(models)} replicates (seeds "
-                f"{', '.join(p.parent.name[5:] for p in replicas)}; each one's contributions in "
-                f"<task>/{REPLICATES_NAME})" if len(models) > 1 else "")
+    ensemble = (f", the {'weighted ' if weights is not None else ''}mean of {len(models)} "
+                f"replicates (seeds {', '.join(p.parent.name[5:] for p in replicas)}; each one's "
+                f"contributions in <task>/{REPLICATES_NAME})" if len(models) > 1 else "")
     log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method}"
         f"{ensemble})")
+    if weights is not None:
+        log("replicate weights per task (validation auROC above chance): " + "; ".join(
+            f"{t} " + "/".join(f"{w:.2f}" for w in weights[:, k])
+            for k, t in enumerate(model.task_names)))
     summary = {"method": cfg.method, "split": cfg.split, "replicates": len(models),
+               **({"replicate_weights": {t: [round(float(w), 4) for w in weights[:, k]]
+                                         for k, t in enumerate(model.task_names)}}
+                  if weights is not None else {}),
                **({"composite": cfg.composite} if cfg.method == "lrp" else {}),
                "sequences": {t: len(r.logits) for t, r in results.items()}}
     if cfg.method == "lrp":

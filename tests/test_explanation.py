@@ -1,5 +1,7 @@
 """explain(): the method registry against direct computations, the result's diagnostics, input
 checks, the model left as it was, and the per-task files TF-MoDISco reads."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -175,6 +177,14 @@ def test_replicate_attributions_are_averaged_and_each_kept(ps, tmp_path):
     assert np.abs(results["a"].conservation_residual).max() < 1e-10   # the mean conserves too
     write_attributions(ps, ds, tmp_path, progress=False)              # one model: no stale file
     assert not (tmp_path / "a" / "replicates.npz").exists()
+    weights = np.array([[0.8, 0.5, 0.5], [0.2, 0.5, 0.5]])
+    weighted = write_attributions([ps, other], ds, tmp_path / "w", progress=False,
+                                  weights=weights)
+    hyp = np.load(tmp_path / "w" / "a" / "hyp.npz")["arr_0"].transpose(0, 2, 1)
+    np.testing.assert_allclose(hyp, 0.8 * each[0].hypothetical + 0.2 * each[1].hypothetical,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(weighted["a"].logits, 0.8 * each[0].logits + 0.2 * each[1].logits)
+    assert np.abs(weighted["a"].conservation_residual).max() < 1e-10  # a weighted mean too
 
 
 def test_replicate_checkpoints_are_those_metrics_json_lists(tmp_path):
@@ -188,6 +198,24 @@ def test_replicate_checkpoints_are_those_metrics_json_lists(tmp_path):
     (tmp_path / "metrics.json").write_text('{"replicates": [{"seed": 3}, {"seed": 4}]}')
     assert replicate_checkpoints(best) == [tmp_path / "replicates" / f"seed-{s}" / "best_model.pt"
                                            for s in (3, 4)]
+
+
+def test_replicate_weights_follow_validation_auroc_above_chance(tmp_path):
+    from caduceus_lrp.attribute import replicate_weights
+
+    paths = []
+    for seed, aurocs in ((0, {"a": 0.9, "b": 0.45, "c": 0.7}), (1, {"a": 0.6, "b": 0.4})):
+        folder = tmp_path / f"seed-{seed}"
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps(
+            {f"val.auroc.{t}": v for t, v in aurocs.items()}))
+        paths.append(folder / "best_model.pt")
+    weights = replicate_weights(paths, ["a", "b", "c"])
+    np.testing.assert_allclose(weights[:, 0], [0.4 / 0.5, 0.1 / 0.5])   # auROC - 0.5
+    np.testing.assert_allclose(weights[:, 1], [0.5, 0.5])    # none above chance: equal
+    np.testing.assert_allclose(weights[:, 2], [0.5, 0.5])    # missing for one replicate: equal
+    np.testing.assert_allclose(replicate_weights([paths[0], tmp_path / "none" / "m.pt"], ["a"]),
+                               [[0.5], [0.5]])               # no metrics.json: equal
 
 
 @pytest.fixture(scope="module")
