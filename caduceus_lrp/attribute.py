@@ -228,14 +228,13 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
                 f"contributions in <task>/{REPLICATES_NAME})" if len(models) > 1 else "")
     log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method}"
         f"{ensemble})")
-    if weights is not None:
+    per_task = {} if weights is None else {
+        t: [round(float(w), 4) for w in weights[:, k]] for k, t in enumerate(model.task_names)}
+    if per_task:
         log("replicate weights per task (validation auROC above chance): " + "; ".join(
-            f"{t} " + "/".join(f"{w:.2f}" for w in weights[:, k])
-            for k, t in enumerate(model.task_names)))
+            f"{t} " + "/".join(f"{w:.2f}" for w in ws) for t, ws in per_task.items()))
     summary = {"method": cfg.method, "split": cfg.split, "replicates": len(models),
-               **({"replicate_weights": {t: [round(float(w), 4) for w in weights[:, k]]
-                                         for k, t in enumerate(model.task_names)}}
-                  if weights is not None else {}),
+               **({"replicate_weights": per_task} if per_task else {}),
                **({"composite": cfg.composite} if cfg.method == "lrp" else {}),
                "sequences": {t: len(r.logits) for t, r in results.items()}}
     if cfg.method == "lrp":

@@ -235,6 +235,8 @@ def test_bad_input_in_every_format_one_line_exit_2(tmp_path, capsys, case):
     (["--replicates", "0"], "--replicates: must be >= 1 (got 0)"),
     (["--epochs", "two"], "--epochs: invalid int value: 'two'"),
     (["--method", "deeplift"], "--method/--compare: unknown method 'deeplift'"),
+    (["--replicate-weights", "best"], "--replicate-weights: choose one of equal, auroc (got "
+                                      "'best')"),
 ])
 def test_bad_options_one_line_exit_2(tmp_path, capsys, args, needle):
     from caduceus_lrp.commands import pipeline_main
