@@ -25,7 +25,9 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
     ("The default recipe on data it was not tuned on (experiments/)", ["generalization",
                                                                      "generalization-epochs5",
                                                                      "default-training-time"]),
-    ("Attribution methods and LRP composites (experiments/)", ["attribution"]),
+    ("Attribution methods and LRP composites (experiments/)", ["attribution", "attribution-tasks",
+                                                              "attribution-epochs5",
+                                                              "attribution-epochs5-tasks"]),
     ("Motif syntax on the embedded dataset (experiments/)", ["syntax", "syntax-epochs20"]),
     ("Other results", []),
 ]

@@ -285,6 +285,10 @@ def main(argv=None):
                     (np.nanmean(per["site AUROC"][sel]), np.mean(per["ΔA_F N"][sel])))
         if model_path == args.models[0]:
             first = (model, onehot, tasks)
+        if model_path != args.models[-1]:  # a partial table survives an interrupted run
+            write(args, rows, per_task, notes + [
+                f"Partial: {len(set(r[0] for r in rows))} of {len(args.models)} models; the "
+                "diagnostics follow the last one."])
     best = best_composite(rows, args.composites)
     model, onehot, tasks = first
     lines, _ = diagnostics(model, onehot, tasks, best, args.shapley_sites)
@@ -292,8 +296,15 @@ def main(argv=None):
     lines.append("DeepLIFT/SHAP (tangermeme, 20 shuffles, 8 sequences): "
                  + deep_lift_shap_delta(model, onehot[chosen[:8]], k))
     notes += [f"{labels[args.models[0]]}: {line}" for line in lines]
-    notes.append(f"Best composite (highest site AUROC averaged over the models): {best}; the "
-                 f"package default (lrp_composites.DEFAULT_COMPOSITE): {DEFAULT_COMPOSITE}.")
+    write(args, rows, per_task, notes)
+
+
+def write(args, rows, per_task, notes):
+    """Record the table of the models done so far and its per-task companion."""
+    best = best_composite(rows, args.composites)
+    notes = notes + [f"Best composite (highest site AUROC averaged over the models): {best}; "
+                     f"the package default (lrp_composites.DEFAULT_COMPOSITE): "
+                     f"{DEFAULT_COMPOSITE}."]
     columns = ["model", "method", *MEASURES, *[f"{m} − ISM [95 % CI]" for m in MEASURES],
                "forwards", "conservation", "GATA1 centre > 0", "pooled / other background |R|"]
     task_rows = [[task, label, *np.round(np.mean(v, axis=0), 3)]
@@ -304,7 +315,7 @@ def main(argv=None):
            notes="\n\n".join(notes),
            headline=(f"LRP (composite {best}) site AUROC "
                      + ", ".join(str(r[2]) for r in default) + " on "
-                     f"{len(args.models)} models; − ISM: " + "; ".join(r[7] for r in default)))
+                     f"{len(default)} models; − ISM: " + "; ".join(r[7] for r in default)))
     record(f"{args.name}-tasks", "Attribution per task (mean over the models)",
            ["task", "method", "site AUROC", "ΔA_F N"], task_rows)
 
