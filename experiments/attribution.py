@@ -3,6 +3,7 @@ trained models.
 
     python experiments/attribution.py --models final_models/best_model.pt other.pt ...
         [--max-sequences 32] [--composites all] [--name attribution]
+    python experiments/attribution.py --merge NAME NAME ... --name attribution
 
 For every model and task, the task's positive test sequences (at most --max-sequences) are
 attributed with each method (LRP once per composite), target = that task. Per sequence:
@@ -19,7 +20,11 @@ positions. Diagnostics on the first model: the share of site relevance that reac
 through the residual path alone, and exact Shapley values over GATA1 sites (N and random-base
 references), for the best composite (highest site AUROC averaged over the models) and
 mambalrp. DeepLIFT/SHAP (tangermeme, 20 shuffles) is tried on 8 sequences and its convergence
-delta reported. Results go to bench/results/<name>.json (docs/results.md).
+delta reported. Results go to bench/results/<name>.json (docs/results.md). On a machine
+with few cores, one run per model side by side (each with --threads 1 and NUMBA_NUM_THREADS=1,
+so that no run's thread pool waits on a core another run holds), then --merge of their results,
+gives the same table sooner; the merge computes the first model's diagnostics when its run did
+not.
 
 Targets for the default composite on every model: the interval of (LRP - ISM) site AUROC
 includes 0 or lies above it; Delta A_F >= 0.9 x ISM's under both replacements; better than
@@ -28,6 +33,8 @@ saliency, grad_x_input and corrected on every measure; <= 3.5 forwards; conserva
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 import warnings
@@ -39,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from results import record  # noqa: E402
+from results import RESULTS, record  # noqa: E402
 
 from caduceus_lrp.attribute import background_sequences, checkpoint_data  # noqa: E402
 from caduceus_lrp.attribution_metrics import (faithfulness, paired_interval,  # noqa: E402
@@ -236,26 +243,17 @@ def main(argv=None):
                         help="leave out integrated and expected gradients (a quick pilot)")
     parser.add_argument("--name", default="attribution", help="result name (bench/results/)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--merge", nargs="+", metavar="NAME",
+                        help="instead of attributing, join the results NAME ... of earlier runs "
+                             "(one or more models each, run side by side) into --name")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.merge:
+        return merge(args)
     rows, per_task, notes = [], {}, []
     labels = model_labels(args.models)
     for model_path in args.models:
-        model = load_finetuned(model_path)
-        cfg = checkpoint_data(model_path)
-        truth = ground_truth_for(cfg, None)
-        test = load_dataset(cfg).subset("test")
-        onehot = test.one_hot()
-        background = background_sequences(cfg)
-        tasks = []
-        for k, task in enumerate(model.task_names):
-            chosen = test.positives(task)[:args.max_sequences]
-            if not len(chosen):
-                continue
-            sites = truth.sites_of([test.ids[r] for r in chosen], task)
-            picked = (pooled_positions(model, onehot[chosen]) if model.head.pooling == "max"
-                      else None)
-            tasks.append((k, task, chosen, site_mask(sites, test.seq_len), sites, picked))
+        model, onehot, tasks, background = prepare(model_path, args.max_sequences)
         n_seq = sum(len(t[2]) for t in tasks)
         print(f"{model_path}: {len(tasks)} tasks, {n_seq} positive test sequences", file=sys.stderr)
         results = {}
@@ -289,14 +287,84 @@ def main(argv=None):
             write(args, rows, per_task, notes + [
                 f"Partial: {len(set(r[0] for r in rows))} of {len(args.models)} models; the "
                 "diagnostics follow the last one."])
-    best = best_composite(rows, args.composites)
-    model, onehot, tasks = first
-    lines, _ = diagnostics(model, onehot, tasks, best, args.shapley_sites)
+    notes += [f"{labels[args.models[0]]}: {line}"
+              for line in first_diagnostics(*first, rows, args)]
+    write(args, rows, per_task, notes)
+
+
+def prepare(model_path, max_sequences):
+    """(model, test one-hot (n, L, 4), tasks, background one-hot) of a trained model; tasks:
+    (index, name, rows of at most `max_sequences` positives, site mask (n_k, L), planted sites,
+    positions max pooling picks (n_k, L) or None) per task with positives."""
+    model = load_finetuned(model_path)
+    cfg = checkpoint_data(model_path)
+    truth = ground_truth_for(cfg, None)
+    test = load_dataset(cfg).subset("test")
+    onehot = test.one_hot()
+    tasks = []
+    for k, task in enumerate(model.task_names):
+        chosen = test.positives(task)[:max_sequences]
+        if not len(chosen):
+            continue
+        sites = truth.sites_of([test.ids[r] for r in chosen], task)
+        picked = (pooled_positions(model, onehot[chosen]) if model.head.pooling == "max"
+                  else None)
+        tasks.append((k, task, chosen, site_mask(sites, test.seq_len), sites, picked))
+    return model, onehot, tasks, background_sequences(cfg)
+
+
+def first_diagnostics(model, onehot, tasks, rows, args):
+    """The diagnostics lines of one model, for the best composite of `rows` and mambalrp, and
+    the DeepLIFT/SHAP attempt on 8 sequences of its first task."""
+    lines, _ = diagnostics(model, onehot, tasks, best_composite(rows, args.composites),
+                           args.shapley_sites)
     k, _, chosen, *_ = tasks[0]
     lines.append("DeepLIFT/SHAP (tangermeme, 20 shuffles, 8 sequences): "
                  + deep_lift_shap_delta(model, onehot[chosen[:8]], k))
-    notes += [f"{labels[args.models[0]]}: {line}" for line in lines]
+    return lines
+
+
+def merge(args):
+    """One table from the results `args.merge` of earlier runs of this script (each on one or
+    more models, run side by side to use the cores): their rows relabelled over all models, the
+    per-task means over all models, the diagnostics each kept, and those of the first model
+    computed here when its run did not get to them."""
+    sources = []
+    for name in args.merge:
+        source = json.loads((RESULTS / f"{name}.json").read_text())
+        named = model_labels(parse_models(source["command"]))
+        present = {r[0] for r in source["rows"]}  # a partial table holds fewer models
+        sources.append((name, source, {p: n for p, n in named.items() if n in present}))
+    labels = model_labels([p for *_, named in sources for p in named])
+    rows, per_task, notes = [], {}, []
+    for name, source, named in sources:
+        relabel = {n: labels[p] for p, n in named.items()}
+        rows += [[relabel[r[0]], *r[1:]] for r in source["rows"]]
+        tasks = json.loads((RESULTS / f"{name}-tasks.json").read_text())["rows"]
+        for task, label, *values in tasks:
+            per_task.setdefault((task, label), []).extend([tuple(values)] * len(named))
+        for note in source["notes"].split("\n\n"):
+            label, _, text = note.partition(": ")
+            if label in relabel:
+                notes.append(f"{relabel[label]}: {text}")
+        notes.append(f"{', '.join(relabel.values())}: from `{source['command']}` "
+                     f"({source['date']}, load {source['machine'].get('load_average')}).")
+    first = next(iter(sources[0][2]))
+    if not any(n.startswith(f"{labels[first]}: ") and "DeepLIFT" in n for n in notes):
+        model, onehot, tasks, _ = prepare(first, args.max_sequences)
+        notes = [f"{labels[first]}: {line}"
+                 for line in first_diagnostics(model, onehot, tasks, rows, args)] + notes
     write(args, rows, per_task, notes)
+
+
+def parse_models(command: str) -> list[str]:
+    """The --models paths of a recorded command line of this script."""
+    words = shlex.split(command)
+    start = words.index("--models") + 1 if "--models" in words else None
+    if start is None:
+        return ["final_models/best_model.pt"]
+    end = next((i for i in range(start, len(words)) if words[i].startswith("--")), len(words))
+    return words[start:end]
 
 
 def write(args, rows, per_task, notes):
