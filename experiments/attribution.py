@@ -229,7 +229,7 @@ def best_composite(rows, composites) -> str:
     return max(mean, key=mean.get)
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=["final_models/best_model.pt"])
     parser.add_argument("--composites", nargs="+", default=list(COMPOSITES),
@@ -246,9 +246,18 @@ def main(argv=None):
     parser.add_argument("--merge", nargs="+", metavar="NAME",
                         help="instead of attributing, join the results NAME ... of earlier runs "
                              "(one or more models each, run side by side) into --name")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.merge:
+        missing = [n for n in args.merge for suffix in ("", "-tasks")
+                   if not (RESULTS / f"{n}{suffix}.json").is_file()]
+        if missing:
+            parser.error(f"--merge: no result {RESULTS / missing[0]}.json (or its -tasks.json)")
         return merge(args)
     rows, per_task, notes = [], {}, []
     labels = model_labels(args.models)
@@ -359,12 +368,7 @@ def merge(args):
 
 def parse_models(command: str) -> list[str]:
     """The --models paths of a recorded command line of this script."""
-    words = shlex.split(command)
-    start = words.index("--models") + 1 if "--models" in words else None
-    if start is None:
-        return ["final_models/best_model.pt"]
-    end = next((i for i in range(start, len(words)) if words[i].startswith("--")), len(words))
-    return words[start:end]
+    return build_parser().parse_known_args(shlex.split(command)[1:])[0].models
 
 
 def write(args, rows, per_task, notes):
