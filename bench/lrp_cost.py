@@ -53,8 +53,9 @@ def main():
            notes=f"{args.model}, {len(X)} test sequences of {X.shape[1]} bp in batches of "
                  f"{args.batch_size}, {args.threads} threads, best of {args.repeats}.",
            headline=f"LRP with the default composite ({DEFAULT_COMPOSITE}) costs {default[1]} "
-                    f"forward passes per "
-                    f"sequence over {len(X)} sequences, its background calibration included")
+                    f"forward passes per sequence over {len(X)} sequences"
+                    + (", its background calibration included"
+                       if needs_references(DEFAULT_COMPOSITE) else ""))
 
 
 if __name__ == "__main__":

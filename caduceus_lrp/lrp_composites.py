@@ -95,7 +95,7 @@ COMPOSITES = {c.name: c for c in [
     MAMBALRP.with_rules({"in_proj": GAMMA, "conv1d": CONV_GAMMA}, "gamma",
                         description="MambaLRP with LRP-gamma on in_proj and the conv"),
 ]}
-DEFAULT_COMPOSITE = "pooled-background"
+DEFAULT_COMPOSITE = "input-root"
 
 
 def composite_of(composite) -> Composite:

@@ -232,7 +232,8 @@ def main():
     headline = (f"Analysis of {kind} trained on the embedded dataset: {met} of {len(judged)} "
                 "checks met (motif effects, the 9-bp TAL1::TCF3-GATA1 syntax, instance recall "
                 "and precision, variant effects)"
-                + (f"; not met: {'; '.join(failed[:3])}" if failed else ""))
+                + (f"; not met: {'; '.join(failed[:3])}" if failed else "")
+                + (f" and {len(failed) - 3} more" if len(failed) > 3 else ""))
     record(args.name, "Motif effects, syntax, instances and variants on the embedded dataset",
            ["check", "target", "measured", "met"],
            [[c, t, m, "–" if ok is None else ("yes" if ok else "no")] for c, t, m, ok in rows],
