@@ -19,11 +19,11 @@ mean |R| at the background positions that max pooling picks to that at other bac
 positions. Diagnostics on the first model: the share of site relevance that reaches the input
 through the residual path alone, and exact Shapley values over GATA1 sites (N and random-base
 references), for the best composite (below) and mambalrp. DeepLIFT/SHAP (tangermeme, 20
-shuffles) is tried on 8 sequences and its convergence delta reported. Results go to bench/results/<name>.json (docs/results.md). On a machine
-with few cores, one run per model side by side (each with --threads 1 and NUMBA_NUM_THREADS=1,
-so that no run's thread pool waits on a core another run holds), then --merge of their results,
-gives the same table sooner; the merge computes the first model's diagnostics when its run did
-not.
+shuffles) is tried on 8 sequences and its convergence delta reported. Results go to
+bench/results/<name>.json (docs/results.md). On a machine with few cores, one run per model
+side by side (each with --threads 1 and NUMBA_NUM_THREADS=1, so that no run's thread pool waits
+on a core another run holds), then --merge of their results, gives the same table sooner; the
+merge computes the first model's diagnostics when its run did not.
 
 Targets for the default composite on every model: the interval of (LRP - ISM) site AUROC
 includes 0 or lies above it; Delta A_F >= 0.9 x ISM's under both replacements; better than
@@ -232,16 +232,19 @@ def best_composite(rows, composites) -> str:
     among `composites` on one measure of one model), among those whose cost per sequence
     (one-time references left out) is within COST_BUDGET on every model; ties go to the order
     of `composites`."""
+    lrp = {f"lrp {c}": c for c in composites}
     ranks = {c: [] for c in composites}
+    cost = {c: 0.0 for c in composites}
     for model in dict.fromkeys(r[0] for r in rows):
-        mine = {r[1][4:]: r for r in rows if r[0] == model and r[1][4:] in ranks}
+        mine = {lrp[r[1]]: r for r in rows if r[0] == model and r[1] in lrp}
         for k in range(2, 2 + len(MEASURES)):
             order = sorted(mine, key=lambda c: -mine[c][k])
             for c in mine:
                 ranks[c].append(1 + order.index(c))
-    cost = {c: max(float(str(r[2 + 2 * len(MEASURES)]).split()[0]) for r in rows
-                   if r[1] == f"lrp {c}") for c in composites}
-    within = [c for c in composites if ranks[c] and cost[c] <= COST_BUDGET] or list(composites)
+        for c, r in mine.items():  # "2.3" or "2.3 + 128 once"
+            cost[c] = max(cost[c], float(str(r[2 + 2 * len(MEASURES)]).split()[0]))
+    ranked = [c for c in composites if ranks[c]]
+    within = [c for c in ranked if cost[c] <= COST_BUDGET] or ranked
     return min(within, key=lambda c: np.mean(ranks[c]))
 
 
