@@ -60,6 +60,8 @@ from caduceus_lrp.lrp_composites import (COMPOSITES, DEFAULT_COMPOSITE,  # noqa:
 from caduceus_lrp.lrp_diagnostics import pooled_positions, residual_only, site_shapley  # noqa: E402
 
 MEASURES = ["site AUROC", "AUROC R>0", "AUPRC", "ΔA_F N", "ΔA_F shuffle"]
+COLUMNS = ["model", "method", *MEASURES, *[f"{m} − ISM [95 % CI]" for m in MEASURES],
+           "forwards", "conservation", "GATA1 centre > 0", "pooled / other background |R|"]
 ONE_PASS = ("saliency", "grad_x_input", "corrected")
 
 
@@ -237,12 +239,12 @@ def best_composite(rows, composites) -> str:
     cost = {c: 0.0 for c in composites}
     for model in dict.fromkeys(r[0] for r in rows):
         mine = {lrp[r[1]]: r for r in rows if r[0] == model and r[1] in lrp}
-        for k in range(2, 2 + len(MEASURES)):
+        for k in map(COLUMNS.index, MEASURES):
             order = sorted(mine, key=lambda c: -mine[c][k])
             for c in mine:
                 ranks[c].append(1 + order.index(c))
         for c, r in mine.items():  # "2.3" or "2.3 + 128 once"
-            cost[c] = max(cost[c], float(str(r[2 + 2 * len(MEASURES)]).split()[0]))
+            cost[c] = max(cost[c], float(str(r[COLUMNS.index("forwards")]).split()[0]))
     ranked = [c for c in composites if ranks[c]]
     within = [c for c in ranked if cost[c] <= COST_BUDGET] or ranked
     return min(within, key=lambda c: np.mean(ranks[c]))
@@ -397,17 +399,16 @@ def write(args, rows, per_task, notes):
                      f"models, within {COST_BUDGET} forwards): {best}; "
                      f"the package default (lrp_composites.DEFAULT_COMPOSITE): "
                      f"{DEFAULT_COMPOSITE}."]
-    columns = ["model", "method", *MEASURES, *[f"{m} − ISM [95 % CI]" for m in MEASURES],
-               "forwards", "conservation", "GATA1 centre > 0", "pooled / other background |R|"]
     task_rows = [[task, label, *np.round(np.mean(v, axis=0), 3)]
                  for (task, label), v in sorted(per_task.items())]
     default = [r for r in rows if r[1] == f"lrp {best}"]
     record(args.name, "Attribution methods and LRP composites against planted sites",
-           columns, rows, peer="ism (interval columns); a no-grad forward pass (cost)",
+           COLUMNS, rows, peer="ism (interval columns); a no-grad forward pass (cost)",
            notes="\n\n".join(notes),
            headline=(f"LRP (composite {best}) site AUROC "
-                     + ", ".join(str(r[2]) for r in default) + " on "
-                     f"{len(default)} models; − ISM: " + "; ".join(r[7] for r in default)))
+                     + ", ".join(str(r[COLUMNS.index("site AUROC")]) for r in default)
+                     + f" on {len(default)} models; − ISM: "
+                     + "; ".join(r[COLUMNS.index("site AUROC − ISM [95 % CI]")] for r in default)))
     record(f"{args.name}-tasks", "Attribution per task (mean over the models)",
            ["task", "method", "site AUROC", "ΔA_F N"], task_rows)
 
