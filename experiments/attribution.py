@@ -23,7 +23,8 @@ shuffles) is tried on 8 sequences and its convergence delta reported. Results go
 bench/results/<name>.json (docs/results.md). On a machine with few cores, one run per model
 side by side (each with --threads 1 and NUMBA_NUM_THREADS=1, so that no run's thread pool waits
 on a core another run holds), then --merge of their results, gives the same table sooner; the
-merge computes the first model's diagnostics when its run did not.
+merge computes the first model's diagnostics when its run did not, and only while that
+checkpoint is still the file the run measured (each run records its checkpoints' SHA-256).
 
 Targets for the default composite on every model: the interval of (LRP - ISM) site AUROC
 includes 0 or lies above it; Delta A_F >= 0.9 x ISM's under both replacements; better than
@@ -34,6 +35,7 @@ measures and the models, among the composites within 3.5 forwards on every model
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shlex
 import sys
@@ -282,6 +284,7 @@ def main(argv=None):
         return merge(args)
     rows, per_task, notes = [], {}, []
     labels = model_labels(args.models)
+    hashes = {p: sha256(p) for p in args.models}
     for model_path in args.models:
         model, onehot, tasks, background = prepare(model_path, args.max_sequences)
         n_seq = sum(len(t[2]) for t in tasks)
@@ -316,10 +319,10 @@ def main(argv=None):
         if model_path != args.models[-1]:  # a partial table survives an interrupted run
             write(args, rows, per_task, notes + [
                 f"Partial: {len(set(r[0] for r in rows))} of {len(args.models)} models; the "
-                "diagnostics follow the last one."])
+                "diagnostics follow the last one."], hashes)
     notes += [f"{labels[args.models[0]]}: {line}"
               for line in first_diagnostics(*first, rows, args)]
-    write(args, rows, per_task, notes)
+    write(args, rows, per_task, notes, hashes)
 
 
 def prepare(model_path, max_sequences):
@@ -379,12 +382,23 @@ def merge(args):
                 notes.append(f"{relabel[label]}: {text}")
         notes.append(f"{', '.join(relabel.values())}: from `{source['command']}` "
                      f"({source['date']}, load {source['machine'].get('load_average')}).")
+    hashes = {p: h for _, source, named in sources
+              for p, h in source.get("extra", {}).get("checkpoints", {}).items() if p in named}
     first = next(iter(sources[0][2]))
     if not any(n.startswith(f"{labels[first]}: ") and "DeepLIFT" in n for n in notes):
+        if hashes.get(first) != sha256(first):  # its diagnostics would not match its rows
+            raise SystemExit(f"--merge: {first} is not the checkpoint {sources[0][0]} measured "
+                             f"(sha256 recorded: {hashes.get(first) or 'none'}); its "
+                             "diagnostics cannot be added here: rerun that model")
         model, onehot, tasks, _ = prepare(first, args.max_sequences)
         notes = [f"{labels[first]}: {line}"
                  for line in first_diagnostics(model, onehot, tasks, rows, args)] + notes
-    write(args, rows, per_task, notes)
+    write(args, rows, per_task, notes, hashes)
+
+
+def sha256(path) -> str:
+    """The SHA-256 of a checkpoint file, recorded with its rows."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def parse_models(command: str) -> list[str]:
@@ -392,8 +406,9 @@ def parse_models(command: str) -> list[str]:
     return build_parser().parse_known_args(shlex.split(command)[1:])[0].models
 
 
-def write(args, rows, per_task, notes):
-    """Record the table of the models done so far and its per-task companion."""
+def write(args, rows, per_task, notes, hashes):
+    """Record the table of the models done so far (with `hashes`, {checkpoint: sha256}) and its
+    per-task companion."""
     best = best_composite(rows, args.composites)
     notes = notes + [f"Best composite (best mean rank over the {len(MEASURES)} measures and the "
                      f"models, within {COST_BUDGET} forwards): {best}; "
@@ -408,7 +423,8 @@ def write(args, rows, per_task, notes):
            headline=(f"LRP (composite {best}) site AUROC "
                      + ", ".join(str(r[COLUMNS.index("site AUROC")]) for r in default)
                      + f" on {len(default)} models; − ISM: "
-                     + "; ".join(r[COLUMNS.index("site AUROC − ISM [95 % CI]")] for r in default)))
+                     + "; ".join(r[COLUMNS.index("site AUROC − ISM [95 % CI]")] for r in default)),
+           extra={"checkpoints": hashes})
     record(f"{args.name}-tasks", "Attribution per task (mean over the models)",
            ["task", "method", "site AUROC", "ΔA_F N"], task_rows)
 
