@@ -28,7 +28,8 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
     ("Attribution methods and LRP composites (experiments/)", ["attribution", "attribution-tasks",
                                                               "attribution-epochs5",
                                                               "attribution-epochs5-tasks"]),
-    ("Motif syntax on the embedded dataset (experiments/)", ["syntax", "syntax-epochs20"]),
+    ("Motif syntax on the embedded dataset (experiments/)", ["syntax", "syntax-epochs20",
+                                                            "syntax_cnn", "syntax-cnn-default"]),
     ("Other results", []),
 ]
 

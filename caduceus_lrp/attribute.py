@@ -29,8 +29,10 @@ from .io_utils import atomic_path
 from .sequence import one_hot_to_strings
 
 REPLICATE_WEIGHTS = ("equal", "auroc")
+SETTINGS_NAME = "settings.json"  # beside the attributions: the AttributeConfig they were made with
 
-__all__ = ["AttributeConfig", "checkpoint_data", "replicate_weights", "write_attributions",
+__all__ = ["AttributeConfig", "Ensemble", "load_ensemble", "write_settings", "read_settings",
+           "checkpoint_data", "replicate_weights", "write_attributions",
            "run_attribute", "saliency_figures", "saliency_rows", "first_positive", "helix_data",
            "helix_figures", "example_helix"]
 
@@ -141,31 +143,110 @@ def _mean_attribution(results, weights=None):
         for k in fields})
 
 
+@dataclass
+class Ensemble:
+    """Replicates of one training run, attributed together: R models, each with its method
+    options (an LRP composite's reference statistics calibrated once per model), and `weights`
+    (R, t) per task, or None for the plain mean."""
+
+    models: list
+    method: str
+    options: list[dict]
+    weights: np.ndarray | None = None
+    batch_size: int = 32
+    device: object = None
+    seeds: list = dataclasses.field(default_factory=list)  # the replicates' training seeds
+
+    @classmethod
+    def calibrated(cls, models, method="lrp", length=None, batch_size=32, device=None,
+                   weights=None, **options) -> Ensemble:
+        """An Ensemble of `models` (one model or a list) whose LRP references are calibrated
+        once on options["background"] at sequence length `length`."""
+        models = list(models) if isinstance(models, (list, tuple)) else [models]
+        return cls(models, method,
+                   [_calibrated(m, method, options, length, batch_size, device) for m in models],
+                   weights, batch_size, device)
+
+    def explain(self, onehot, target: int, progress: bool = False):
+        """(the weighted mean Attribution of task index `target` for one-hot (N, l, 4), each
+        model's Attribution)."""
+        each = [explain(m, onehot, target=target, method=self.method,
+                        batch_size=self.batch_size, device=self.device, progress=progress, **o)
+                for m, o in zip(self.models, self.options)]
+        return (_mean_attribution(each, None if self.weights is None else self.weights[:, target]),
+                each)
+
+
+def load_ensemble(model_path, cfg: AttributeConfig, data_cfg: DataConfig | None = None,
+                  device=None) -> Ensemble:
+    """The Ensemble the attribute step attributes with under `cfg`: the replicates the checkpoint
+    was chosen from when cfg.ensemble (else the checkpoint alone), weighted as
+    cfg.replicate_weights says, with the composite's references calibrated on the training
+    sequences negative for every task."""
+    data_cfg = data_cfg or checkpoint_data(model_path)
+    replicas = replicate_checkpoints(model_path) if cfg.ensemble else []
+    models = ([load_model(p) for p in replicas] if len(replicas) > 1
+              else [load_model(model_path)])
+    weights = (replicate_weights(replicas, models[0].task_names)
+               if len(models) > 1 and cfg.replicate_weights == "auroc" else None)
+    ensemble = Ensemble.calibrated(models, cfg.method, load_dataset(data_cfg).seq_len,
+                                   cfg.attribution_batch_size, device, weights,
+                                   **(_lrp_options(cfg, data_cfg) if cfg.method == "lrp" else {}))
+    ensemble.seeds = [p.parent.name[5:] for p in replicas] if len(models) > 1 else []
+    return ensemble
+
+
+def _lrp_options(cfg: AttributeConfig, data_cfg: DataConfig) -> dict:
+    """The composite of cfg and, when it has reference statistics, their background."""
+    return {"composite": cfg.composite,
+            "background": background_sequences(data_cfg) if needs_references(cfg.composite)
+            else None}
+
+
+def write_settings(cfg: AttributeConfig, out_dir) -> Path:
+    """`<out_dir>/settings.json`: the AttributeConfig the attributions there were made with, so
+    that later steps attribute edited sequences the same way (`read_settings`)."""
+    path = Path(out_dir) / SETTINGS_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=1) + "\n")
+    return path
+
+
+def read_settings(out_dir) -> AttributeConfig | None:
+    """The AttributeConfig of an attributions folder (None when it records none)."""
+    path = Path(out_dir) / SETTINGS_NAME
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not JSON ({err.msg}, line {err.lineno})") from None
+    names = {f.name for f in dataclasses.fields(AttributeConfig)}
+    return AttributeConfig(**{k: v for k, v in stored.items() if k in names})
+
+
 def write_attributions(models, dataset, out_dir, method="lrp", batch_size=32, device=None,
                        progress=True, weights=None, **options) -> dict:
     """Attribute every task's positive sequences of `dataset` for that task and write
-    `<out_dir>/<task>/ohe.npz` and `hyp.npz`. `models`: one model, or several replicates of one
-    training run whose attributions are averaged, with `weights` (R, t) per task when given
-    (`replicate_weights`), else equally; each replicate's per-position contributions (R, N, L)
-    then go to `<task>/replicates.npz` (motifs.agreement). Returns {task: Attribution (the
-    mean)}; tasks without positives are skipped."""
-    models = list(models) if isinstance(models, (list, tuple)) else [models]
-    model = models[0]
+    `<out_dir>/<task>/ohe.npz` and `hyp.npz`. `models`: an Ensemble, one model, or several
+    replicates of one training run whose attributions are averaged (with `weights` (R, t) per
+    task when given, `replicate_weights`, else equally); each replicate's per-position
+    contributions (R, N, L) then go to `<task>/replicates.npz` (motifs.agreement). Returns
+    {task: Attribution (the mean)}; tasks without positives are skipped."""
+    ensemble = models if isinstance(models, Ensemble) else Ensemble.calibrated(
+        models, method, dataset.seq_len, batch_size, device, weights, **options)
+    model = ensemble.models[0]
     missing = [t for t in model.task_names if t not in dataset.task_names]
     if missing:
         raise InputError(f"dataset: has no labels for the model's task(s) {', '.join(missing)} "
                          f"(it has {', '.join(dataset.task_names)})")
     onehot = dataset.one_hot()
-    per_model = [_calibrated(m, method, options, dataset.seq_len, batch_size, device)
-                 for m in models]
     results = {}
     for k, task in enumerate(model.task_names):
         positive = dataset.positives(task)
         if not len(positive):
             continue
-        each = [explain(m, onehot[positive], target=k, method=method, batch_size=batch_size,
-                        device=device, progress=progress, **o) for m, o in zip(models, per_model)]
-        result = _mean_attribution(each, None if weights is None else weights[:, k])
+        result, each = ensemble.explain(onehot[positive], k, progress)
         folder = Path(out_dir) / task
         for name, array in (("ohe.npz", onehot[positive]), ("hyp.npz", result.hypothetical)):
             with atomic_path(folder / name) as tmp:
@@ -208,26 +289,19 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
     ground truth that has site positions, plots_dir/dist_attribution.png (cfg.compare methods at
     planted sites against background). Returns a summary: sequences per task, the largest
     conservation error (LRP) and the mean site AUROC per task and method."""
-    model = load_model(model_path)
-    replicas = replicate_checkpoints(model_path) if cfg.ensemble else []
-    models = [load_model(p) for p in replicas] if len(replicas) > 1 else [model]
     data_cfg = checkpoint_data(model_path, data)
+    ensemble = load_ensemble(model_path, cfg, data_cfg, device)
+    model, models, weights = load_model(model_path), ensemble.models, ensemble.weights
     dataset = load_dataset(data_cfg).subset(cfg.split)
-    lrp = {"composite": cfg.composite,
-           "background": background_sequences(data_cfg) if needs_references(cfg.composite)
-           else None}
-    weights = (replicate_weights(replicas, model.task_names)
-               if len(models) > 1 and cfg.replicate_weights == "auroc" else None)
-    results = write_attributions(models, dataset, out_dir, cfg.method,
-                                 cfg.attribution_batch_size, device, weights=weights,
-                                 **(lrp if cfg.method == "lrp" else {}))
+    results = write_attributions(ensemble, dataset, out_dir)
     if not results:
         raise InputError(f"--split: no positive {cfg.split} sequence for any task")
-    ensemble = (f", the {'weighted ' if weights is not None else ''}mean of {len(models)} "
-                f"replicates (seeds {', '.join(p.parent.name[5:] for p in replicas)}; each one's "
+    write_settings(cfg, out_dir)
+    described = (f", the {'weighted ' if weights is not None else ''}mean of {len(models)} "
+                f"replicates (seeds {', '.join(ensemble.seeds)}; each one's "
                 f"contributions in <task>/{REPLICATES_NAME})" if len(models) > 1 else "")
     log(f"wrote {out_dir}/<task>/ohe.npz, hyp.npz for {len(results)} tasks ({cfg.method}"
-        f"{ensemble})")
+        f"{described})")
     per_task = {} if weights is None else {
         t: [round(float(w), 4) for w in weights[:, k]] for k, t in enumerate(model.task_names)}
     if per_task:
@@ -251,6 +325,7 @@ def run_attribute(model_path, cfg: AttributeConfig, out_dir, plots_dir, data=Non
         log("no planted-site positions (give --ground-truth with a site table): no "
             "dist_attribution.png")
         return summary
+    lrp = _lrp_options(cfg, data_cfg)
     if "lrp" in cfg.compare:
         lrp = _calibrated(model, "lrp", lrp, dataset.seq_len, cfg.attribution_batch_size, device)
     summary["site_auroc"] = _compare_at_sites(model, dataset, truth, cfg, plots_dir, device, log,

@@ -258,10 +258,12 @@ def _spacing(argv, prog=None):
 
 
 def _instances(argv, prog=None):
-    args, cfg, _, dataset, truth, _, patterns = _analysis_inputs("instances", argv, prog)
+    args, cfg, _, dataset, truth, data_cfg, patterns = _analysis_inputs("instances", argv,
+                                                                         prog)
     table, recovery, _ = analysis.run_instances(dataset, cfg, patterns, truth,
                                                 args.attributions, args.split,
-                                                args.modisco_dir)
+                                                args.modisco_dir, model_path=args.model,
+                                                data_cfg=data_cfg, device=args.device)
     print(table.groupby(["task", "match"]).size().rename("instances").to_string()
           if len(table) else "no instances")
     if recovery is not None:

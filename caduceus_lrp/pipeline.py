@@ -128,7 +128,8 @@ def step_analysis(cfg: PipelineConfig) -> dict:
                         cfg.plots_dir, truth=cfg.truth(), attributions=cfg.attributions_dir,
                         attribution_split=cfg.attribute.split, genome=cfg.train.data.genome,
                         window=cfg.motifs.window, trim=cfg.motifs.trim_threshold,
-                        q_threshold=cfg.motifs.q_threshold, device=_device(cfg))
+                        q_threshold=cfg.motifs.q_threshold, device=_device(cfg),
+                        model_path=cfg.checkpoint, data_cfg=cfg.train.data)
 
 
 def step_summary(cfg: PipelineConfig) -> dict:

@@ -15,8 +15,9 @@ motifs`) trained on the current embedded dataset. Checks, each against its targe
   less than half of what the composite does;
 - spacing (TAL1::TCF3 then GATA1, 0..max bp, four orientations): the cooperative task's largest
   effect is at ++ and 9 bp, where the interaction's interval lies above 0;
-- instances (seqlets of the run's LRP attributions, Tomtom against JASPAR and the stacked
-  run's patterns): recall and precision >= 0.8 against the planted sites for CTCF, TAL1::TCF3,
+- instances (the analysis step's instances with its default settings: seqlets of the run's
+  LRP attributions, then of the attributions once those are replaced by N, Tomtom against
+  JASPAR and the stacked run's patterns, FIMO): recall and precision >= 0.8 against the planted sites for CTCF, TAL1::TCF3,
   Spi1 and CEBPB (an instance counts when it overlaps a site and matches the motif or its JASPAR
   family); every motif is reported;
 - variants (test sequences): the most informative base of each planted site (highest
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,10 +44,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from results import record  # noqa: E402
 
-from caduceus_lrp.analysis import (Variants, attribution_inputs, backgrounds,  # noqa: E402
-                                   call_instances, composite, instance_recovery, jaspar_motif,
-                                   load_inputs, load_patterns_of, marginalize, preferred,
-                                   spacing_sweep, variant_effects)
+from caduceus_lrp.analysis import (AnalysisConfig, Variants, backgrounds,  # noqa: E402
+                                   composite, jaspar_motif, load_inputs, load_patterns_of,
+                                   marginalize, preferred, run_instances, spacing_sweep,
+                                   variant_effects)
 from caduceus_lrp.data.synthetic import COOPERATIVE_TASK, DECOY_MOTIF, TASK_MOTIFS  # noqa: E402
 from caduceus_lrp.sequence import BASES  # noqa: E402
 
@@ -116,10 +118,10 @@ def spacing_checks(model, dataset, n, max_spacing, rows):
 
 def instance_checks(run, dataset, truth, rows):
     patterns = load_patterns_of(run / "modisco_files")
-    inputs = attribution_inputs(run / "modisco_files" / "attributions", dataset, "all")
-    table = pd.concat([call_instances(ohe, hyp, ids, task, patterns)
-                       for task, (ids, ohe, hyp) in inputs.items()], ignore_index=True)
-    recovery = instance_recovery(table, truth, {t: v[0] for t, v in inputs.items()})
+    with tempfile.TemporaryDirectory() as scratch:  # the run's own instances.tsv is left alone
+        table, recovery, _ = run_instances(
+            dataset, AnalysisConfig(), patterns, truth, run / "modisco_files" / "attributions",
+            "all", scratch, model_path=run / "final_models" / "best_model.pt")
     for r in recovery.to_dict("records"):
         target = MOTIFS_WITH_TARGETS.get(r["task"]) == r["motif"]
         single = ("" if r["recall_single"] != r["recall_single"]

@@ -302,7 +302,7 @@ def test_instance_recovery_counts_sites_and_family_matches_and_files_round_trip(
          ["s1", 40, 52, "+", "", "MA0080.7_Spi1", 1.0, "T", 1e-3, "fimo", 1e-3],  # other family
          ["s1", 98, 104, "+", "", "MA1494.2_HNF4A", 1.0, "T", 1e-3, "tomtom", 1e-3]],
         columns=["id", "start", "end", "strand", "pattern", "match", "score", "task", "p_value",
-                 "match_source", "seqlet_p"])
+                 "match_source", "seqlet_p"]).assign(round=1)
     families = {CTCF: ("zf",), "MA1929.2_CTCF": ("zf",), "MA1102.3_CTCFL": ("zf",),
                 "MA0080.7_Spi1": ("ets",), "MA1494.2_HNF4A": ("nr",), "MA1494.2": ("nr",)}
     recovery = instance_recovery(table, truth, {"T": ["s0", "s1"]}, families).set_index("task")
@@ -331,6 +331,59 @@ def test_instances_are_called_at_the_planted_sites():
     assert (recovery["recall"] >= 0.8).all() and (recovery["precision"] >= 0.8).all(), recovery
 
 
+def test_later_rounds_call_the_site_a_max_pooling_model_reads_only_once_the_first_is_gone():
+    # The model reads only the leftmost intact CTCF site of a sequence (its relevance is the
+    # site's log-odds; other positions get noise), as a max-pooling head would; every sequence
+    # has two.
+    rng = np.random.default_rng(0)
+    ppm = jaspar_ppm(CTCF)
+    w, n, length = len(ppm), 40, 120
+    site, log_odds = ppm.argmax(1), np.abs(np.log2((ppm + 0.01) / 0.26)).astype(np.float32)
+    seq = rng.integers(0, 4, (n, length))
+    starts = np.stack([rng.integers(5, 40, n), rng.integers(65, 100, n)], axis=1)  # (n, 2)
+    for i in range(n):
+        for s in starts[i]:
+            seq[i, s:s + w] = site
+    ohe = np.eye(4, dtype=np.float32)[seq]
+    noise = rng.normal(0, 0.05, (n, length, 4)).astype(np.float32)
+    calls = []
+
+    def leftmost_site_model(x):                                    # (M, L, 4) -> (M, L, 4)
+        calls.append(len(x))
+        hits = np.stack([(x[:, s:s + w].argmax(-1) == site).all(-1) & (x[:, s:s + w].sum((1, 2)) == w)
+                         for s in range(length - w + 1)], axis=1)  # (M, L - w + 1)
+        out = noise[:len(x)].copy()
+        for m in np.flatnonzero(hits.any(1)):
+            s = int(hits[m].argmax())
+            out[m, s:s + w] += log_odds
+        return out
+
+    ids = [f"q{i}" for i in range(n)]
+    db = {f"{CTCF}_CTCF": ppm, f"{SPI1}_Spi1": jaspar_ppm(SPI1)}
+    sites = pd.DataFrame([[ids[i], "task", CTCF, "CTCF", s, s + w, "+"]
+                          for i in range(n) for s in starts[i]],
+                         columns=["id", "task", "motif_id", "motif_name", "start", "end",
+                                  "strand"])
+    truth = GroundTruth({"task": [CTCF]}, None, sites)
+    families = {CTCF: ("zf",), f"{CTCF}_CTCF": ("zf",), f"{SPI1}_Spi1": ("ets",)}
+    hyp = leftmost_site_model(ohe)
+    once = call_instances(ohe, hyp, ids, "task", db=db, threshold=0.01)
+    twice = call_instances(ohe, hyp, ids, "task", db=db, threshold=0.01,
+                           attribute=leftmost_site_model, rounds=3)
+    recall = {k: instance_recovery(t, truth, {"task": ids}, families)["recall"].iloc[0]
+              for k, t in (("once", once), ("twice", twice))}
+    assert recall["once"] <= 0.55 and recall["twice"] >= 0.95, recall
+    later = twice[twice["round"] == 2]
+    assert (later["start"] >= starts[[ids.index(i) for i in later["id"]], 1] - 3).all()
+    assert set(twice["round"]) == {1, 2} and (once["round"] == 1).all()
+    assert calls[1:] == [n, n]  # round 3 ran on the masked sequences, found nothing, stopped
+    for _, group in twice.groupby("id"):                 # no instance overlaps another
+        spans = group.sort_values("start")[["start", "end"]].to_numpy()
+        assert (spans[1:, 0] >= spans[:-1, 1]).all()
+    with pytest.raises(ValueError, match="needs `attribute`"):
+        call_instances(ohe, hyp, ids, "task", db=db, rounds=2)
+
+
 # ------------------------------------------------------------------------ figures, config
 def test_marginalization_heatmap_is_titled_labelled_and_symmetric():
     table = marginalize(Linear(), [Motif("m", "sequence", "ACGT"),
@@ -347,6 +400,7 @@ def test_marginalization_heatmap_is_titled_labelled_and_symmetric():
 @pytest.mark.parametrize("field, value, needle", [
     ("marginalize_background", "genome", "--marginalize-background"),
     ("n_backgrounds", 0, "--n-backgrounds"), ("instance_threshold", 2.0, "--instance-threshold"),
+    ("instance_rounds", 0, "--instance-rounds"),
     ("variant_method", "magic", "--variant-method"), ("pairs", ["A"], "--pairs")])
 def test_config_rejects_bad_values(field, value, needle):
     with pytest.raises(InputError, match=needle):
@@ -418,7 +472,8 @@ def test_spacing_and_variants_commands_write_their_files(checkpoint, tmp_path, c
 
 @pytest.mark.slow
 def test_instances_command_reads_the_attribute_steps_files(checkpoint, tmp_path, capsys):
-    from caduceus_lrp.attribute import checkpoint_data, write_attributions
+    from caduceus_lrp.attribute import (AttributeConfig, checkpoint_data, write_attributions,
+                                        write_settings)
     from caduceus_lrp.checkpoint import load_model
     from caduceus_lrp.commands import main
     from caduceus_lrp.data import load_dataset
@@ -426,8 +481,13 @@ def test_instances_command_reads_the_attribute_steps_files(checkpoint, tmp_path,
     data = load_dataset(checkpoint_data(checkpoint))
     write_attributions(load_model(checkpoint), data, tmp_path / "attributions", "lrp",
                        progress=False)
-    assert main(["instances", "--model", str(checkpoint), "--modisco-dir", str(tmp_path),
-                 "--attributions", str(tmp_path / "attributions")]) == 0
+    common = ["--model", str(checkpoint), "--modisco-dir", str(tmp_path), "--attributions",
+              str(tmp_path / "attributions")]
+    assert main(["instances", *common]) == 0  # no settings.json: one round, said so
+    assert "records no attribution settings" in capsys.readouterr().out
+    write_settings(AttributeConfig(split="all", ensemble=False), tmp_path / "attributions")
+    assert main(["instances", *common]) == 0
+    assert "records no attribution settings" not in capsys.readouterr().out
     table = read_instances(tmp_path / "instances.tsv")
-    assert set(table["task"]) <= set(data.task_names)
+    assert set(table["task"]) <= set(data.task_names) and set(table["round"]) <= {1, 2}
     assert (tmp_path / "analysis" / "instance_recovery.tsv").is_file()

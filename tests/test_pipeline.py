@@ -61,6 +61,10 @@ def test_small_end_to_end_run_writes_every_output(small_run):
         assert (out / path).is_file(), path
     for task in ["CTCF", "SPI1"]:
         assert (out / "modisco_files/attributions" / task / "hyp.npz").is_file()
+    settings = json.loads((out / "modisco_files/attributions/settings.json").read_text())
+    assert settings["composite"] == "input-root" and settings["split"] == "all"
+    instances = pd.read_csv(out / "modisco_files/instances.tsv", sep="\t")
+    assert set(instances["round"]) <= {1, 2} and "found after replacing" in proc.stdout
     summary = (out / "modisco_files/summary.md").read_text()
     assert "| **macro** |" in summary and "Recovery of the known motifs" in summary
     assert "all tasks stacked:" in summary and "seqlets" in summary

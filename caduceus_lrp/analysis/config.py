@@ -21,7 +21,7 @@ COMMAND_FIELDS = {  # the AnalysisConfig fields each analysis command has flags 
                     "analysis_seed", *_SHARED),
     "spacing": ("marginalize_background", "pairs", "max_spacing", "spacing_backgrounds",
                 "analysis_seed", *_SHARED),
-    "instances": ("instance_threshold", "instance_flank", "instance_max_p"),
+    "instances": ("instance_threshold", "instance_flank", "instance_max_p", "instance_rounds"),
     "variants": ("variants", "variant_method", "variant_flank", "top_variants", *_SHARED),
 }
 
@@ -55,6 +55,12 @@ class AnalysisConfig:
     instance_flank: int = option(3, "bases added on each side of a seqlet before it is matched")
     instance_max_p: float = option(0.05, "a seqlet is annotated with a pattern or JASPAR motif "
                                          "whose Tomtom p-value is below this")
+    instance_rounds: int = option(2, (
+        "rounds of instance calling: each round after the first replaces the instances called "
+        "so far by N, attributes those sequences again as the attribute step did, and calls "
+        "the sites the model uses once the stronger ones are gone (a max-pooling head gives a "
+        "second site of a motif little relevance while the first is there); 1: the "
+        "attributions as they are"))
     variants: str | None = option(None, (
         "variants to score: a table (id, position 0-based, ref, alt) of dataset sequences, or a "
         "VCF (chrom, 1-based pos, ref, alt) resolved against --genome"))
@@ -70,7 +76,7 @@ class AnalysisConfig:
             raise InputError(f"--marginalize-background: unknown background "
                              f"{self.marginalize_background!r}; choose {' or '.join(BACKGROUNDS)}")
         for name in ("n_backgrounds", "spacing_backgrounds", "analysis_batch_size",
-                     "top_variants"):
+                     "top_variants", "instance_rounds"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name.replace('_', '-')}: must be at least 1, got "
                                  f"{getattr(self, name)}")

@@ -14,7 +14,8 @@ tangermeme's `recursive_seqlets`. Each seqlet is annotated twice:
   motifs of one family tie often). Without a hit, the seqlet's Tomtom JASPAR match, else its
   pattern's own match (`match_source` says which).
 A seqlet with no pattern and no match is dropped. `strand` is that of the match (else of the
-pattern). (tangermeme's `annotate_seqlets` is the Tomtom step alone, without strands.) The table
+pattern). `round` is 1 for a site the model uses in the sequence as it is, 2 or more for one it
+uses once the sites called before are replaced by N (`call_instances`). (tangermeme's `annotate_seqlets` is the Tomtom step alone, without strands.) The table
 is BED-like: id, start (0-based), end (exclusive) first, its header line starting with '#' so
 that bedtools skips it.
 """
@@ -37,7 +38,7 @@ __all__ = ["INSTANCE_COLUMNS", "RECOVERY_COLUMNS", "call_instances", "attributio
            "write_instances", "read_instances", "instance_recovery"]
 
 INSTANCE_COLUMNS = ["id", "start", "end", "strand", "pattern", "match", "score", "task",
-                    "p_value", "match_source", "seqlet_p"]
+                    "p_value", "match_source", "seqlet_p", "round"]
 RECOVERY_COLUMNS = ["task", "motif_id", "motif", "n_sites", "recall", "recall_single",
                     "n_instances", "precision"]
 N_NEAREST = 25  # database motifs kept per seqlet by Tomtom, best first
@@ -47,25 +48,73 @@ TIE = 10.0  # hits within this factor of the best p count as ties, won by the pa
 
 def call_instances(ohe, hyp, ids, task: str, patterns: Discovered | None = None, db=None,
                    threshold: float = 0.05, flank: int = 3, max_p: float = 0.05,
-                   min_len: int = 4, max_len: int = 25) -> pd.DataFrame:
+                   min_len: int = 4, max_len: int = 25, attribute=None,
+                   rounds: int = 1) -> pd.DataFrame:
     """Instances (INSTANCE_COLUMNS) in sequences `ids` of one task's attributions: one-hot and
     hypothetical (N, L, 4). `db`: {JASPAR name: PPM (w, 4)} (default: JASPAR 2024 CORE
     vertebrates); `score` is the seqlet's summed contribution, `p_value` the p-value of its
-    match, `seqlet_p` its p-value from recursive_seqlets."""
-    from tangermeme.seqlet import recursive_seqlets
+    match, `seqlet_p` its p-value from recursive_seqlets.
 
+    Rounds (`attribute`: one-hot (M, L, 4) -> hypothetical (M, L, 4) of this task, made as `hyp`
+    was): round 1 calls seqlets on `hyp`. Each later round replaces every instance called so far
+    by N in its sequence, attributes those sequences again, and calls seqlets outside the
+    replaced spans, judged against the same null as round 1 (round 1's contributions join the
+    null and yield no seqlets). A max-pooling head reads the strongest site of a motif and gives
+    a second one little relevance while the first is there; such a site is called in round 2,
+    with the contribution it carries once the stronger one is gone. Stops early when a round
+    finds nothing."""
     ohe, hyp = np.asarray(ohe, dtype=np.float32), np.asarray(hyp, dtype=np.float32)
     if ohe.shape != hyp.shape or ohe.ndim != 3 or ohe.shape[-1] != 4 or len(ids) != len(ohe):
         raise InputError(f"instances of {task}: one-hot {ohe.shape}, attributions {hyp.shape} "
                          f"and {len(ids)} ids do not agree")
+    if rounds < 1 or (rounds > 1 and attribute is None):
+        raise ValueError("rounds: at least 1, and more than 1 needs `attribute`")
     db = dict(db if db is not None else read_motifs(jaspar_meme()))
-    empty = pd.DataFrame(columns=INSTANCE_COLUMNS)
     if not len(ohe):
-        return empty
-    seqlets = recursive_seqlets((ohe * hyp).sum(axis=2), threshold=threshold,
-                                min_seqlet_len=min_len, max_seqlet_len=max_len)
+        return pd.DataFrame(columns=INSTANCE_COLUMNS)
+    first = (ohe * hyp).sum(axis=2)                                               # (N, L)
+    seqlets = _seqlets(first, None, threshold, min_len, max_len)
+    tables = [_annotate(ohe, seqlets, ids, task, patterns, db, flank, max_p, 1)]
+    masked = np.zeros(first.shape, dtype=bool)                                    # (N, L)
+    for number in range(2, rounds + 1):
+        for row, start, end in seqlets[["example_idx", "start", "end"]].to_numpy():
+            masked[row, start:end] = True
+        rows = np.flatnonzero(masked.any(axis=1))
+        x = ohe[rows].copy()
+        x[masked[rows]] = 0                                                       # N
+        track = (ohe[rows] * np.asarray(attribute(x), dtype=np.float32)).sum(axis=2)
+        track[masked[rows]] = 0
+        found = _seqlets(track, first, threshold, min_len, max_len)
+        clear = [not masked[rows[r], s:e].any()
+                 for r, s, e in found[["example_idx", "start", "end"]].to_numpy()]
+        found = found[np.array(clear, dtype=bool)].copy()
+        if not len(found):
+            break
+        found["example_idx"] = rows[found["example_idx"].to_numpy()]
+        tables.append(_annotate(ohe, found, ids, task, patterns, db, flank, max_p, number))
+        seqlets = found
+    table = pd.concat([t for t in tables if len(t)] or [tables[0]], ignore_index=True)
+    return table.sort_values(["id", "start", "task"], kind="stable").reset_index(drop=True)
+
+
+def _seqlets(track, reference, threshold, min_len, max_len) -> pd.DataFrame:
+    """tangermeme's recursive seqlets of contributions `track` (M, L); with `reference` (N, L),
+    its spans join the null distribution but yield no seqlets."""
+    from tangermeme.seqlet import recursive_seqlets
+
+    n = 0 if reference is None else len(reference)
+    joined = track if reference is None else np.concatenate([reference, track])
+    found = recursive_seqlets(joined, threshold=threshold, min_seqlet_len=min_len,
+                              max_seqlet_len=max_len)
+    found = found[found["example_idx"] >= n].copy()
+    found["example_idx"] -= n
+    return found.reset_index(drop=True)
+
+
+def _annotate(ohe, seqlets, ids, task, patterns, db, flank, max_p, number) -> pd.DataFrame:
+    """Seqlets (recursive_seqlets' table, rows of `ohe`) as instances of round `number`."""
     if not len(seqlets):
-        return empty
+        return pd.DataFrame(columns=INSTANCE_COLUMNS)
     rows = seqlets["example_idx"].to_numpy()
     starts, ends = seqlets["start"].to_numpy(), seqlets["end"].to_numpy()
     near = _tomtom_nearest(ohe, rows, starts, ends, db, patterns, flank, max_p)
@@ -82,9 +131,8 @@ def call_instances(ohe, hyp, ids, task: str, patterns: Discovered | None = None,
         out.append([ids[rows[q]], int(starts[q]), int(ends[q]), strand,
                     pattern[0] if pattern else "", match,
                     float(seqlets["attribution"].iloc[q]), task, float(p_value), source,
-                    float(seqlets["p-value"].iloc[q])])
-    table = pd.DataFrame(out, columns=INSTANCE_COLUMNS)
-    return table.sort_values(["id", "start", "task"], kind="stable").reset_index(drop=True)
+                    float(seqlets["p-value"].iloc[q]), number])
+    return pd.DataFrame(out, columns=INSTANCE_COLUMNS)
 
 
 def _tomtom_nearest(ohe, rows, starts, ends, db, patterns, flank, max_p):

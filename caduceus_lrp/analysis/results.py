@@ -53,9 +53,10 @@ def load_analysis(modisco_dir) -> AnalysisResults | None:
 
 def analysis_report(summary: dict) -> str:
     """analysis.json as a Markdown table: per task the motifs it relies on (mean logit change
-    and 95 % interval), its partner and preferred arrangement, and its instances."""
+    and 95 % interval), its partner and preferred arrangement, and its instances (those found
+    once stronger sites were replaced by N in brackets)."""
     lines = ["| task | motifs it relies on (mean logit change [95 % interval]) | partner | "
-             "instances |", "|---|---|---|---:|"]
+             "instances (after replacing stronger sites) |", "|---|---|---|---:|"]
     for task, r in summary["tasks"].items():
         motifs = "; ".join(f"{m['motif']} {m['effect']:+.2f} [{m['ci_low']:+.2f}, "
                            f"{m['ci_high']:+.2f}]" for m in r["motifs"][:4]) or "–"
@@ -63,6 +64,8 @@ def analysis_report(summary: dict) -> str:
                             f"(interaction {p['interaction']:+.2f} "
                             f"[{p['interaction_ci'][0]:+.2f}, {p['interaction_ci'][1]:+.2f}])"
                             for p in r["partner"] or []) or "–"
-        count = "–" if r["instances"] is None else r["instances"]
+        later = r.get("instances_later_rounds")
+        count = ("–" if r["instances"] is None
+                 else f"{r['instances']}" + (f" ({later})" if later is not None else ""))
         lines.append(f"| {task} | {motifs} | {partner} | {count} |")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..attribute import checkpoint_data
+from ..attribute import checkpoint_data, load_ensemble, read_settings
 from ..checkpoint import load_model
 from ..data import GroundTruth, SequenceDataset, ground_truth_for, load_dataset
 from ..errors import InputError
@@ -164,24 +164,48 @@ def run_marginalization(model, dataset, cfg: AnalysisConfig, motifs, modisco_dir
 
 
 def run_instances(dataset, cfg: AnalysisConfig, patterns, truth, attributions, split,
-                  modisco_dir, log=print):
+                  modisco_dir, log=print, model_path=None, data_cfg=None, device=None):
     """Instances in the attribute step's files (`attribution_inputs`): `instances.tsv` and,
     with site ground truth, `analysis/instance_recovery.tsv`; returns (instances, recovery or
-    None, {task: ids searched})."""
+    None, {task: ids searched}). Rounds after the first attribute again with the checkpoint at
+    `model_path` (and its replicates) as the attributions' settings.json records."""
     inputs = attribution_inputs(attributions, dataset, split)
+    ensemble, rounds = None, cfg.instance_rounds
+    if rounds > 1:
+        settings = read_settings(attributions)
+        if settings is None or model_path is None:
+            log(f"instances: one round ({attributions} records no attribution settings or no "
+                "model was given; rerun the attribute step for more)")
+            rounds = 1
+        else:
+            ensemble = load_ensemble(model_path, settings, data_cfg, device)
+    tasks = [] if ensemble is None else list(ensemble.models[0].task_names)
     parts = [call_instances(ohe, hyp, ids, task, patterns, None, cfg.instance_threshold,
-                            cfg.instance_flank, cfg.instance_max_p)
+                            cfg.instance_flank, cfg.instance_max_p,
+                            attribute=None if ensemble is None else _attributor(ensemble,
+                                                                                 tasks, task),
+                            rounds=rounds)
              for task, (ids, ohe, hyp) in inputs.items()]
     table = pd.concat(parts, ignore_index=True)
     write_instances(table, Path(modisco_dir) / "instances.tsv")
+    later = int((table["round"] > 1).sum()) if len(table) else 0
     log(f"instances: {len(table)} in {sum(len(v[0]) for v in inputs.values())} attributed "
-        "sequences")
+        f"sequences ({later} found after replacing stronger sites by N)")
     analysed = {t: v[0] for t, v in inputs.items()}
     recovery = None
     if truth is not None and truth.sites is not None:
         recovery = instance_recovery(table, truth, analysed)
         write_table(recovery, Path(modisco_dir) / ANALYSIS_DIR / "instance_recovery.tsv")
     return table, recovery, analysed
+
+
+def _attributor(ensemble, tasks, task):
+    """one-hot (M, L, 4) -> the ensemble's hypothetical attributions (M, L, 4) of `task`."""
+    if task not in tasks:
+        raise InputError(f"instances: the model has no task {task!r} (it has "
+                         f"{', '.join(tasks)})")
+    k = tasks.index(task)
+    return lambda x: ensemble.explain(x, k)[0].hypothetical
 
 
 def run_variants(model, dataset, cfg: AnalysisConfig, modisco_dir, plots_dir, genome=None,
@@ -202,11 +226,12 @@ def run_variants(model, dataset, cfg: AnalysisConfig, modisco_dir, plots_dir, ge
 def run_analysis(model, dataset: SequenceDataset, cfg: AnalysisConfig, modisco_dir, plots_dir,
                  truth: GroundTruth | None = None, attributions=None, attribution_split="all",
                  genome=None, window=200, trim=0.3, q_threshold=0.05, device=None,
-                 log=print) -> dict:
+                 log=print, model_path=None, data_cfg=None) -> dict:
     """Spacing of the pairs, marginalization of the motifs (with each pair's preferred
-    composite element), instances from the attribute step's files (when present) and, with
-    cfg.variants, variant effects; writes the files of the module docstring and returns
-    analysis.json's content."""
+    composite element), instances from the attribute step's files (when present; rounds
+    after the first attribute again with the checkpoint at `model_path`, whose data
+    `data_cfg` is) and, with cfg.variants, variant effects; writes the files of the module
+    docstring and returns analysis.json's content."""
     tasks = task_names(model)
     patterns = load_patterns_of(modisco_dir, window, trim, q_threshold)
     pairs = choose_pairs(cfg.pairs, tasks, patterns, truth, log)
@@ -222,7 +247,8 @@ def run_analysis(model, dataset: SequenceDataset, cfg: AnalysisConfig, modisco_d
     instances = recovery = None
     if attributions is not None and Path(attributions).is_dir():
         instances, recovery, _ = run_instances(dataset, cfg, patterns, truth, attributions,
-                                               attribution_split, modisco_dir, log)
+                                               attribution_split, modisco_dir, log, model_path,
+                                               data_cfg, device)
     else:
         log("instances: no attributions (run the attribute step): skipped")
     variant_table = None
@@ -254,6 +280,8 @@ def _summary(cfg, tasks, margin, spacing, instances, recovery, variants, n_backg
                          "peak_interaction": s["peak_interaction"], "table": s["table"]}
                         for s in partner] or None,
             "instances": None if instances is None else (0 if mine is None else len(mine)),
+            "instances_later_rounds": None if instances is None else
+            (0 if mine is None else int((mine["round"] > 1).sum())),
             "instance_patterns": {} if mine is None else
             {str(k): int(v) for k, v in mine["pattern"].replace("", "(JASPAR only)")
              .value_counts().items()}}
