@@ -1,6 +1,7 @@
 """The viz scripts end to end on a tiny checkpoint and a small embedded dataset, and their one-line
 errors (exit status 2) for bad input."""
 import importlib.util
+import json
 import sys
 
 import numpy as np
@@ -51,8 +52,9 @@ def test_viz_interpret_writes_modisco_files_and_plots(ckpt, tmp_path, capsys):
                                            "--plots-dir", str(plots), "--compare", "saliency", "lrp"],
                          capsys)
     assert status == 0
-    tasks = sorted(p.name for p in out_dir.iterdir())
+    tasks = sorted(p.name for p in out_dir.iterdir() if p.is_dir())
     assert set(tasks) <= set(TASKS) and "GATA1" in tasks
+    assert json.loads((out_dir / "settings.json").read_text())["method"] == "lrp"
     ohe = np.load(out_dir / "GATA1" / "ohe.npz")["arr_0"]
     hyp = np.load(out_dir / "GATA1" / "hyp.npz")["arr_0"]
     assert ohe.shape == hyp.shape and ohe.shape[1:] == (4, SEQ_LEN)
