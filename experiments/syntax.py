@@ -17,9 +17,9 @@ motifs`) trained on the current embedded dataset. Checks, each against its targe
   effect is at ++ and 9 bp, where the interaction's interval lies above 0;
 - instances (the analysis step's instances with its default settings: seqlets of the run's
   LRP attributions, then of the attributions once those are replaced by N, Tomtom against
-  JASPAR and the stacked run's patterns, FIMO): recall and precision >= 0.8 against the planted sites for CTCF, TAL1::TCF3,
-  Spi1 and CEBPB (an instance counts when it overlaps a site and matches the motif or its JASPAR
-  family); every motif is reported;
+  JASPAR and the stacked run's patterns, FIMO): recall and precision >= 0.8 against the planted
+  sites for CTCF, TAL1::TCF3, Spi1 and CEBPB (an instance counts when it overlaps a site and
+  matches the motif or its JASPAR family); every motif is reported;
 - variants (test sequences): the most informative base of each planted site (highest
   information content) changed to its least likely base lowers the site's task logit in >= 90 %
   of sites; a random base >= 10 bp from every planted site changes it by less than 10 % of the

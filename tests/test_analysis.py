@@ -350,7 +350,8 @@ def test_later_rounds_call_the_site_a_max_pooling_model_reads_only_once_the_firs
 
     def leftmost_site_model(x):                                    # (M, L, 4) -> (M, L, 4)
         calls.append(len(x))
-        hits = np.stack([(x[:, s:s + w].argmax(-1) == site).all(-1) & (x[:, s:s + w].sum((1, 2)) == w)
+        hits = np.stack([(x[:, s:s + w].argmax(-1) == site).all(-1)
+                         & (x[:, s:s + w].sum((1, 2)) == w)          # intact, no N
                          for s in range(length - w + 1)], axis=1)  # (M, L - w + 1)
         out = noise[:len(x)].copy()
         for m in np.flatnonzero(hits.any(1)):

@@ -15,9 +15,9 @@ tangermeme's `recursive_seqlets`. Each seqlet is annotated twice:
   pattern's own match (`match_source` says which).
 A seqlet with no pattern and no match is dropped. `strand` is that of the match (else of the
 pattern). `round` is 1 for a site the model uses in the sequence as it is, 2 or more for one it
-uses once the sites called before are replaced by N (`call_instances`). (tangermeme's `annotate_seqlets` is the Tomtom step alone, without strands.) The table
-is BED-like: id, start (0-based), end (exclusive) first, its header line starting with '#' so
-that bedtools skips it.
+uses once the sites called before are replaced by N (`call_instances`). (tangermeme's
+`annotate_seqlets` is the Tomtom step alone, without strands.) The table is BED-like: id, start
+(0-based), end (exclusive) first, its header line starting with '#' so that bedtools skips it.
 """
 from __future__ import annotations
 
@@ -56,13 +56,13 @@ def call_instances(ohe, hyp, ids, task: str, patterns: Discovered | None = None,
     match, `seqlet_p` its p-value from recursive_seqlets.
 
     Rounds (`attribute`: one-hot (M, L, 4) -> hypothetical (M, L, 4) of this task, made as `hyp`
-    was): round 1 calls seqlets on `hyp`. Each later round replaces every instance called so far
-    by N in its sequence, attributes those sequences again, and calls seqlets outside the
-    replaced spans, judged against the same null as round 1 (round 1's contributions join the
-    null and yield no seqlets). A max-pooling head reads the strongest site of a motif and gives
-    a second one little relevance while the first is there; such a site is called in round 2,
-    with the contribution it carries once the stronger one is gone. Stops early when a round
-    finds nothing."""
+    was): round 1 calls seqlets on `hyp`. Each later round replaces every seqlet called so far by
+    N in the sequences where the last round called any, attributes those again, and calls
+    seqlets outside the replaced spans, judged against the same null as round 1 (round 1's
+    contributions join the null and yield no seqlets). A max-pooling head reads the strongest
+    site of a motif and gives a second one little relevance while the first is there; such a
+    site is called in round 2, with the contribution it carries once the stronger one is gone.
+    Stops early when a round finds nothing."""
     ohe, hyp = np.asarray(ohe, dtype=np.float32), np.asarray(hyp, dtype=np.float32)
     if ohe.shape != hyp.shape or ohe.ndim != 3 or ohe.shape[-1] != 4 or len(ids) != len(ohe):
         raise InputError(f"instances of {task}: one-hot {ohe.shape}, attributions {hyp.shape} "
@@ -79,7 +79,9 @@ def call_instances(ohe, hyp, ids, task: str, patterns: Discovered | None = None,
     for number in range(2, rounds + 1):
         for row, start, end in seqlets[["example_idx", "start", "end"]].to_numpy():
             masked[row, start:end] = True
-        rows = np.flatnonzero(masked.any(axis=1))
+        rows = np.unique(seqlets["example_idx"].to_numpy())  # sequences the last round changed
+        if not len(rows):
+            break
         x = ohe[rows].copy()
         x[masked[rows]] = 0                                                       # N
         track = (ohe[rows] * np.asarray(attribute(x), dtype=np.float32)).sum(axis=2)
