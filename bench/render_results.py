@@ -29,7 +29,8 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
                                                               "attribution-epochs5",
                                                               "attribution-epochs5-tasks"]),
     ("Motif syntax on the embedded dataset (experiments/)", ["syntax", "syntax-epochs20",
-                                                            "syntax_cnn", "syntax-cnn-default"]),
+                                                            "syntax_cnn", "syntax-cnn-default",
+                                                            "instance-rounds"]),
     ("Other results", []),
 ]
 
