@@ -159,13 +159,13 @@ class Ensemble:
 
     @classmethod
     def calibrated(cls, models, method="lrp", length=None, batch_size=32, device=None,
-                   weights=None, **options) -> Ensemble:
+                   weights=None, seeds=(), **options) -> Ensemble:
         """An Ensemble of `models` (one model or a list) whose LRP references are calibrated
         once on options["background"] at sequence length `length`."""
         models = list(models) if isinstance(models, (list, tuple)) else [models]
         return cls(models, method,
                    [_calibrated(m, method, options, length, batch_size, device) for m in models],
-                   weights, batch_size, device)
+                   weights, batch_size, device, list(seeds))
 
     def explain(self, onehot, target: int, progress: bool = False):
         """(the weighted mean Attribution of task index `target` for one-hot (N, l, 4), each
@@ -189,11 +189,10 @@ def load_ensemble(model_path, cfg: AttributeConfig, data_cfg: DataConfig | None 
               else [load_model(model_path)])
     weights = (replicate_weights(replicas, models[0].task_names)
                if len(models) > 1 and cfg.replicate_weights == "auroc" else None)
-    ensemble = Ensemble.calibrated(models, cfg.method, load_dataset(data_cfg).seq_len,
-                                   cfg.attribution_batch_size, device, weights,
-                                   **(_lrp_options(cfg, data_cfg) if cfg.method == "lrp" else {}))
-    ensemble.seeds = [p.parent.name[5:] for p in replicas] if len(models) > 1 else []
-    return ensemble
+    seeds = [p.parent.name[5:] for p in replicas] if len(models) > 1 else []
+    return Ensemble.calibrated(models, cfg.method, load_dataset(data_cfg).seq_len,
+                               cfg.attribution_batch_size, device, weights, seeds,
+                               **(_lrp_options(cfg, data_cfg) if cfg.method == "lrp" else {}))
 
 
 def _lrp_options(cfg: AttributeConfig, data_cfg: DataConfig) -> dict:

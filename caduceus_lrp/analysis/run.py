@@ -20,6 +20,7 @@ from ..attribute import checkpoint_data, load_ensemble, read_settings
 from ..checkpoint import load_model
 from ..data import GroundTruth, SequenceDataset, ground_truth_for, load_dataset
 from ..errors import InputError
+from ..explanation_model import task_index
 from ..io_utils import atomic_path
 from . import plots
 from .config import AnalysisConfig, parse_pairs
@@ -179,13 +180,15 @@ def run_instances(dataset, cfg: AnalysisConfig, patterns, truth, attributions, s
             rounds = 1
         else:
             ensemble = load_ensemble(model_path, settings, data_cfg, device)
-    tasks = [] if ensemble is None else list(ensemble.models[0].task_names)
-    parts = [call_instances(ohe, hyp, ids, task, patterns, None, cfg.instance_threshold,
-                            cfg.instance_flank, cfg.instance_max_p,
-                            attribute=None if ensemble is None else _attributor(ensemble,
-                                                                                 tasks, task),
-                            rounds=rounds)
-             for task, (ids, ohe, hyp) in inputs.items()]
+    parts = []
+    for task, (ids, ohe, hyp) in inputs.items():
+        attribute = None
+        if ensemble is not None:
+            k = task_index(ensemble.models[0], task)
+            attribute = lambda x, k=k: ensemble.explain(x, k)[0].hypothetical  # noqa: E731
+        parts.append(call_instances(ohe, hyp, ids, task, patterns, None, cfg.instance_threshold,
+                                    cfg.instance_flank, cfg.instance_max_p, attribute=attribute,
+                                    rounds=rounds))
     table = pd.concat(parts, ignore_index=True)
     write_instances(table, Path(modisco_dir) / "instances.tsv")
     later = int((table["round"] > 1).sum()) if len(table) else 0
@@ -197,15 +200,6 @@ def run_instances(dataset, cfg: AnalysisConfig, patterns, truth, attributions, s
         recovery = instance_recovery(table, truth, analysed)
         write_table(recovery, Path(modisco_dir) / ANALYSIS_DIR / "instance_recovery.tsv")
     return table, recovery, analysed
-
-
-def _attributor(ensemble, tasks, task):
-    """one-hot (M, L, 4) -> the ensemble's hypothetical attributions (M, L, 4) of `task`."""
-    if task not in tasks:
-        raise InputError(f"instances: the model has no task {task!r} (it has "
-                         f"{', '.join(tasks)})")
-    k = tasks.index(task)
-    return lambda x: ensemble.explain(x, k)[0].hypothetical
 
 
 def run_variants(model, dataset, cfg: AnalysisConfig, modisco_dir, plots_dir, genome=None,
