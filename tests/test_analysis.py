@@ -385,6 +385,18 @@ def test_later_rounds_call_the_site_a_max_pooling_model_reads_only_once_the_firs
         call_instances(ohe, hyp, ids, "task", db=db, rounds=2)
 
 
+def test_attribution_settings_round_trip_and_a_broken_file_names_itself(tmp_path):
+    from caduceus_lrp.attribute import AttributeConfig, read_settings, write_settings
+
+    assert read_settings(tmp_path) is None
+    cfg = AttributeConfig(split="all", composite="mambalrp", replicate_weights="auroc")
+    write_settings(cfg, tmp_path)
+    assert read_settings(tmp_path) == cfg
+    (tmp_path / "settings.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"settings\.json: not JSON"):
+        read_settings(tmp_path)
+
+
 # ------------------------------------------------------------------------ figures, config
 def test_marginalization_heatmap_is_titled_labelled_and_symmetric():
     table = marginalize(Linear(), [Motif("m", "sequence", "ACGT"),
@@ -419,6 +431,7 @@ def checkpoint(tmp_path_factory):
     ("marginalize", ["--marginalize-motifs", "NOT_A_MOTIF"], "motif 'NOT_A_MOTIF'"),
     ("spacing", ["--pairs", "CTCF"], "--pairs: an odd number"),
     ("instances", ["--attributions", "missing"], "missing: no such directory"),
+    ("instances", ["--instance-rounds", "0"], "--instance-rounds: must be at least 1"),
     ("variants", ["--variants", "BAD"], "BAD: file not found"),
     ("variants", ["--variant-flank", "-1"], "--variant-flank: must be >= 0"),
     ("marginalize", ["--model", "nothing.pt"], "checkpoint not found")])
