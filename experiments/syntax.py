@@ -108,7 +108,8 @@ def spacing_checks(model, dataset, n, max_spacing, rows):
                  f"peak at ++ {PLANTED_SPACING} bp",
                  f"peak {best['orientation']} {best['spacing']} bp, effect "
                  f"{best['effect']:+.2f} [{best['effect_ci'][0]:+.2f}, "
-                 f"{best['effect_ci'][1]:+.2f}]",
+                 f"{best['effect_ci'][1]:+.2f}]; tied with it: "
+                 f"{', '.join(best['tied']) or 'none'}",
                  bool(best["orientation"] == "++" and best["spacing"] == PLANTED_SPACING)])
     rows.append([f"spacing: interaction at ++ {PLANTED_SPACING} bp", "interval above 0",
                  f"{at['interaction']:+.2f} [{at['ci_low']:+.2f}, {at['ci_high']:+.2f}]",

@@ -71,11 +71,13 @@ class Bilinear(torch.nn.Module):
 
 
 class Composite(torch.nn.Module):
-    """logit = number of exact A-gap-B elements (A, `gap` bp, then B, forward strand)."""
+    """logit = number of exact A-gap-B elements (A, `gap` bp, then B, forward strand; `gap` one
+    spacing or a tuple of them)."""
 
     def __init__(self, a, b, gap):
         super().__init__()
-        self.a, self.b, self.gap = torch.tensor(one_hot(a)[0]), torch.tensor(one_hot(b)[0]), gap
+        self.a, self.b = torch.tensor(one_hot(a)[0]), torch.tensor(one_hot(b)[0])
+        self.gaps = gap if isinstance(gap, tuple) else (gap,)
         self.dummy = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
         self.task_names = ["A+B", "other"]
 
@@ -84,8 +86,8 @@ class Composite(torch.nn.Module):
             windows = onehot.unfold(1, len(motif), 1)  # (b, positions, 4, w)
             return (windows * motif.T.to(onehot)).sum(2).prod(-1)
         a, b = hits(self.a), hits(self.b)
-        shift = len(self.a) + self.gap
-        score = (a[:, :b.shape[1] - shift] * b[:, shift:]).sum(1)
+        score = sum((a[:, :b.shape[1] - shift] * b[:, shift:]).sum(1)
+                    for shift in (len(self.a) + gap for gap in self.gaps))
         return torch.stack([score, torch.zeros_like(score)], 1) + self.dummy
 
 
@@ -172,6 +174,8 @@ def test_spacing_interaction_of_a_bilinear_model_is_known_analytically():
     table = spacing_sweep(model, a, b, x, spacings=range(4))
     assert table.shape[0] == 4 * 4 * 1
     start = (L - (3 + 3 + 4)) // 2
+    alpha, beta = (x * u[..., 0]).sum((1, 2)), (x * v[..., 0]).sum((1, 2))  # (N,) u.x, v.x
+    pair_effects = {}
     for (orientation, spacing), row in table.set_index(["orientation", "spacing"]).iterrows():
         sa = a.sequence if orientation[0] == "+" else a.reverse_complement().sequence
         sb = b.sequence if orientation[1] == "+" else b.reverse_complement().sequence
@@ -182,6 +186,21 @@ def test_spacing_interaction_of_a_bilinear_model_is_known_analytically():
         mean, low, high = interval(alpha_a * beta_b + alpha_b * beta_a)
         assert row["interaction"] == pytest.approx(mean[0], abs=1e-9)
         assert (row["ci_low"], row["ci_high"]) == pytest.approx((low[0], high[0]), abs=1e-9)
+        pair_effects[orientation, spacing] = ((alpha + alpha_a[:, 0] + alpha_b[:, 0])
+                                              * (beta + beta_a[:, 0] + beta_b[:, 0])
+                                              - alpha * beta)  # (N,)
+    peak = max(pair_effects, key=lambda k: pair_effects[k].mean())
+    for (orientation, spacing), row in table.set_index(["orientation", "spacing"]).iterrows():
+        _, low, high = interval(pair_effects[orientation, spacing] - pair_effects[peak])
+        assert row["effect"] == pytest.approx(pair_effects[orientation, spacing].mean(), abs=1e-9)
+        if (orientation, spacing) != peak:
+            assert (row["vs_peak_low"], row["vs_peak_high"]) == pytest.approx((low, high),
+                                                                               abs=1e-9)
+    best = preferred(table, "pair")
+    assert (best["orientation"], best["spacing"]) == peak
+    assert best["tied"] == [f"{o} {s}" for (o, s), row in
+                            table.set_index(["orientation", "spacing"]).iterrows()
+                            if (o, s) != peak and row["vs_peak_high"] >= 0]
 
 
 def test_spacing_peaks_at_the_planted_arrangement_with_a_positive_interaction():
@@ -193,6 +212,18 @@ def test_spacing_peaks_at_the_planted_arrangement_with_a_positive_interaction():
     assert (best["orientation"], best["spacing"]) == ("++", 5)
     assert best["effect"] == pytest.approx(1.0) and best["interaction_ci"][0] > 0.5
     assert preferred(table, "A+B", by="interaction")["spacing"] == 5
+    assert best["tied"] == []  # one sharp peak
+
+
+def test_a_broad_peak_names_the_spacings_tied_with_it():
+    """A model as happy at 5 as at 6 bp: the peak is the first, the other tied with it."""
+    model = Composite("CACCTG", "GATAAG", gap=(5, 6))
+    x = random_onehot(16, length=60, seed=2)
+    table = spacing_sweep(model, Motif("A", "sequence", "CACCTG"),
+                          Motif("B", "sequence", "GATAAG"), x, spacings=range(9))
+    best = preferred(table, "A+B")
+    assert (best["orientation"], best["spacing"], best["tied"]) == ("++", 5, ["++ 6"])
+    assert preferred(table, "A+B", by="interaction")["tied"] == []
     fig = plot_spacing(table, "A", "B", "A+B")
     assert fig.axes[0].get_title() and fig.axes[1].get_xlabel()
 

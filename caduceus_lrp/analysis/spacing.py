@@ -8,7 +8,9 @@ left they cover both orders up to reverse complement (B then A on the forward st
 B both on the reverse strand, "--"). The pairs are placed by `tangermeme.space.space`; B alone
 is the same call with A's bases left as background (N), A alone `tangermeme.ersatz.substitute`
 at A's start, so every term of the interaction has its motifs at the same positions. All
-effects are paired differences per background with Student-t 95 % intervals.
+effects are paired differences per background with Student-t 95 % intervals; so is each
+arrangement's difference from its task's peak (`vs_peak_low`, `vs_peak_high`), which tells the
+arrangements the backgrounds cannot rank below the peak (a broad peak spans several spacings).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ __all__ = ["ORIENTATIONS", "SPACING_COLUMNS", "spacing_sweep", "preferred", "foc
 
 ORIENTATIONS = ("++", "+-", "-+", "--")
 SPACING_COLUMNS = ["orientation", "spacing", "task", "effect", "effect_low", "effect_high",
-                   "effect_a", "effect_b", "interaction", "ci_low", "ci_high", "n"]
+                   "effect_a", "effect_b", "interaction", "ci_low", "ci_high", "vs_peak_low",
+                   "vs_peak_high", "n"]
 
 
 def _diff(result) -> np.ndarray:
@@ -68,30 +71,41 @@ def spacing_sweep(model, a: Motif, b: Motif, background, spacings=range(31),
         result = space(wrapped, X, ["N" * a.width, _oriented(b, o)], grid, **options)
         alone_b[o] = _diff(result)  # (N, S, t)
     names = task_names(model) or [f"task{k}" for k in range(before.shape[1])]
+    pairs = {}
+    for oa, ob in ORIENTATIONS:
+        result = space(wrapped, X, [_oriented(a, oa), _oriented(b, ob)], grid, **options)
+        pairs[oa + ob] = _diff(result)  # (N, S, t)
+    stacked = np.stack([pairs[o] for o in ORIENTATIONS], axis=1)  # (N, 4, S, t)
+    peak = stacked.mean(axis=0).reshape(-1, len(names)).argmax(axis=0)  # (t,) flat (o, s)
+    at_peak = stacked.reshape(len(X), -1, len(names))[:, peak, np.arange(len(names))]  # (N, t)
     rows = []
     for orientation in ORIENTATIONS:
         oa, ob = orientation
-        result = space(wrapped, X, [_oriented(a, oa), _oriented(b, ob)], grid, **options)
-        pair = _diff(result)  # (N, S, t)
+        pair = pairs[orientation]
         effect, e_low, e_high = mean_interval(pair)
         inter, i_low, i_high = mean_interval(pair - alone_a[oa][:, None] - alone_b[ob])
+        _, p_low, p_high = mean_interval(pair - at_peak[:, None])
         mean_a, mean_b = alone_a[oa].mean(axis=0), alone_b[ob].mean(axis=0)
         for j, spacing in enumerate(spacings):
             for k, task in enumerate(names):
                 rows.append([orientation, spacing, task, effect[j, k], e_low[j, k],
                              e_high[j, k], mean_a[k], mean_b[j, k], inter[j, k], i_low[j, k],
-                             i_high[j, k], len(pair)])
+                             i_high[j, k], p_low[j, k], p_high[j, k], len(pair)])
     return pd.DataFrame(rows, columns=SPACING_COLUMNS)
 
 
 def preferred(table: pd.DataFrame, task: str, by: str = "effect") -> dict:
     """The arrangement (orientation, spacing) with the largest `by` (effect or interaction)
-    for `task`, with its numbers."""
+    for `task`, with its numbers; for the effect also `tied`, the other arrangements whose
+    paired interval of (effect - peak effect) includes 0, as "++ 9" strings."""
     rows = table[table["task"] == task]
     if not len(rows):
         raise InputError(f"spacing: no rows for task {task!r}")
     best = rows.loc[rows[by].idxmax()]
+    tied = rows[(rows["vs_peak_high"] >= 0) & (rows.index != best.name)] if by == "effect" \
+        else rows.iloc[:0]
     return {"orientation": best["orientation"], "spacing": int(best["spacing"]),
+            "tied": [f"{o} {s}" for o, s in zip(tied["orientation"], tied["spacing"])],
             "effect": float(best["effect"]),
             "effect_ci": [float(best["effect_low"]), float(best["effect_high"])],
             "effect_a": float(best["effect_a"]), "effect_b": float(best["effect_b"]),

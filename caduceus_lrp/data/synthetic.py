@@ -12,9 +12,15 @@ Each pair (A, B) has a cooperative task "A+B". With `pair_spacing` set (a syntax
 1 only for a composite element: A's site, `pair_spacing` bp, then B's site on the same strand,
 the element on a random strand (as the erythroid E-box-GATA composite element: TAL1 then GATA1,
 about 9 bp apart), planted with probability `pair_prob`; with probability `pair_shuffled_prob`
-A and B are planted apart, at random positions and strands, which makes A and B positive but not
-"A+B". Without a spacing, A and B are planted together anywhere with probability `pair_prob` and
-"A+B" is 1 when both are present (the simulation of the DeepLIFT paper).
+A and B are planted apart, at random positions and strands, and with probability `pair_near_prob`
+as a near miss: A then B at a spacing drawn from 0..2 x `pair_spacing` with each site's strand
+drawn, any arrangement but the composite element's own, the whole on a random strand. Both make
+A and B positive but not "A+B", so only spacing and orientation tell a composite element from a
+near miss; without near misses a model can score "A and B close together" and never learn the
+spacing. (Sites planted separately fall into the composite arrangement by chance, rarely: such a
+sequence stays 0 for "A+B", 3 of the embedded dataset's 6,000.) Without a spacing, A and B are
+planted together anywhere with probability `pair_prob` and "A+B" is 1 when both are present (the
+simulation of the DeepLIFT paper).
 Glossary: b sequences, l length, w motif width, m motifs.
 """
 from __future__ import annotations
@@ -52,9 +58,10 @@ class SyntheticConfig:
     pairs: list[tuple[str, str]] = field(default_factory=lambda: [("TAL1", "GATA1")])
     decoy: str | None = DECOY_MOTIF
     motif_prob: float = 0.16
-    pair_prob: float = 0.08
+    pair_prob: float = 0.15
     pair_spacing: int | None = 9
-    pair_shuffled_prob: float = 0.08
+    pair_shuffled_prob: float = 0.05
+    pair_near_prob: float = 0.15
     decoy_prob: float = 0.3
     max_sites: int = 2
     consensus_bias: float = 1.0
@@ -63,8 +70,8 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
-        for name in ("gc", "motif_prob", "pair_prob", "pair_shuffled_prob", "decoy_prob",
-                     "val_fraction", "test_fraction"):
+        for name in ("gc", "motif_prob", "pair_prob", "pair_shuffled_prob", "pair_near_prob",
+                     "decoy_prob", "val_fraction", "test_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.val_fraction + self.test_fraction > 1.0:
@@ -150,12 +157,15 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
     columns = list(cfg.motifs)
     pairs = [(columns.index(a), columns.index(b)) for a, b in cfg.pairs]
     syntax = cfg.pair_spacing is not None
+    near_max = 2 * cfg.pair_spacing if syntax else 0  # widest near-miss spacing
     composite_widths = [widths[a] + cfg.pair_spacing + widths[b] for a, b in pairs] if syntax \
         else []
-    needed = cfg.max_sites * sum(widths) + sum(composite_widths)
+    near_widths = [widths[a] + near_max + widths[b] for a, b in pairs] \
+        if syntax and cfg.pair_near_prob > 0 else []
+    needed = cfg.max_sites * sum(widths) + sum(composite_widths) + sum(near_widths)
     if cfg.seq_len < needed:
         raise ValueError(f"seq_len {cfg.seq_len} cannot hold {cfg.max_sites} sites of every motif "
-                         f"and every composite element ({needed} bp)")
+                         f"and every composite element and near miss ({needed} bp)")
     cdfs = [_cdf(ppm, cfg.consensus_bias) for _, _, _, ppm in motifs]
     rng = np.random.default_rng(cfg.seed)
     b, n_tasks = cfg.n_sequences, len(cfg.motifs)
@@ -164,11 +174,14 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
     present = np.zeros((b, len(motifs)), dtype=bool)                             # (b, m)
     present[:, :n_tasks] = rng.random((b, n_tasks)) < cfg.motif_prob
     composite = np.zeros((b, len(pairs)), dtype=bool)                            # (b, pairs)
+    near = np.zeros((b, len(pairs)), dtype=bool)                                 # (b, pairs)
     for k, (first, second) in enumerate(pairs):
         together = rng.random(b) < cfg.pair_prob
         if syntax:
             composite[:, k] = together
             together = rng.random(b) < cfg.pair_shuffled_prob
+            if cfg.pair_near_prob > 0:  # no draw at 0: datasets without near misses stay as made
+                near[:, k] = rng.random(b) < cfg.pair_near_prob
         present[together, first] = present[together, second] = True
     if cfg.decoy:
         present[:, -1] = rng.random(b) < cfg.decoy_prob
@@ -176,45 +189,58 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
     ids = [f"syn{i:05d}" for i in range(b)]
     truth = []
 
-    def draw(k):
-        return (rng.random(widths[k])[:, None] > cdfs[k][:, :3]).sum(axis=1)  # (w,) 0..3
+    def draw(k, minus=False):
+        site = (rng.random(widths[k])[:, None] > cdfs[k][:, :3]).sum(axis=1)  # (w,) 0..3
+        return 3 - site[::-1] if minus else site
 
     def site_rows(i, k, start, minus, tasks):
         task, matrix_id, name, _ = motifs[k]
         return [(ids[i], t, matrix_id, name, start, start + widths[k], "-" if minus else "+")
                 for t in tasks]
 
+    def near_miss():
+        """(spacing, A's strand is -, B's strand is -) of a near miss: not the composite's."""
+        while True:
+            spacing, a_minus, b_minus = rng.integers(0, near_max + 1), *(rng.random(2) < 0.5)
+            if spacing != cfg.pair_spacing or a_minus or b_minus:
+                return int(spacing), bool(a_minus), bool(b_minus)
+
     for i in range(b):
-        units = [("site", k) for k in np.repeat(np.arange(len(motifs)), n_sites[i])]
-        units += [("composite", p) for p in np.flatnonzero(composite[i])]
-        starts = _place([widths[u] if kind == "site" else composite_widths[u]
-                         for kind, u in units], cfg.seq_len, rng)
-        for (kind, u), start in zip(units, starts):
+        units = [("site", k, None) for k in np.repeat(np.arange(len(motifs)), n_sites[i])]
+        units += [("composite", p, (cfg.pair_spacing, False, False))
+                  for p in np.flatnonzero(composite[i])]
+        units += [("near", p, near_miss()) for p in np.flatnonzero(near[i])]
+        starts = _place([widths[u] if kind == "site" else
+                         widths[pairs[u][0]] + arrangement[0] + widths[pairs[u][1]]
+                         for kind, u, arrangement in units], cfg.seq_len, rng)
+        for (kind, u, arrangement), start in zip(units, starts):
             minus = rng.random() < 0.5
             if kind == "site":
-                site = draw(u)
-                seqs[i, start:start + widths[u]] = 3 - site[::-1] if minus else site
+                seqs[i, start:start + widths[u]] = draw(u, minus)
                 truth += site_rows(i, u, start, minus, [motifs[u][0]])
                 continue
-            first, second = pairs[u]
-            unit = seqs[i, start:start + composite_widths[u]].copy()
-            unit[:widths[first]] = draw(first)
-            unit[widths[first] + cfg.pair_spacing:] = draw(second)
+            (first, second), (spacing, a_minus, b_minus) = pairs[u], arrangement
+            unit = seqs[i, start:start + widths[first] + spacing + widths[second]].copy()
+            unit[:widths[first]] = draw(first, a_minus)
+            unit[widths[first] + spacing:] = draw(second, b_minus)
             seqs[i, start:start + len(unit)] = 3 - unit[::-1] if minus else unit
-            offset = widths[second] + cfg.pair_spacing if minus else 0
-            other = 0 if minus else widths[first] + cfg.pair_spacing
-            pair_task = "+".join(cfg.pairs[u])
-            truth += site_rows(i, first, start + offset, minus, [motifs[first][0], pair_task])
-            truth += site_rows(i, second, start + other, minus, [motifs[second][0], pair_task])
+            offset = widths[second] + spacing if minus else 0
+            other = 0 if minus else widths[first] + spacing
+            pair_task = ["+".join(cfg.pairs[u])] if kind == "composite" else []
+            truth += site_rows(i, first, start + offset, minus != a_minus,
+                               [motifs[first][0], *pair_task])
+            truth += site_rows(i, second, start + other, minus != b_minus,
+                               [motifs[second][0], *pair_task])
     split = np.full(b, "train", dtype="<U5")
     order = rng.permutation(b)
     n_test, n_val = round(b * cfg.test_fraction), round(b * cfg.val_fraction)
     split[order[:n_test]], split[order[n_test:n_test + n_val]] = "test", "val"
     letters = np.frombuffer(BASES.encode(), dtype=np.uint8)[seqs]
     table = pd.DataFrame({"id": ids, "sequence": [row.tobytes().decode() for row in letters]})
+    paired = composite | near  # (b, pairs)
     for k, task in enumerate(columns):
-        table[task] = (present[:, k] | composite[:, [j for j, p in enumerate(pairs)
-                                                     if k in p]].any(axis=1)).astype(int)
+        table[task] = (present[:, k] | paired[:, [j for j, p in enumerate(pairs)
+                                                  if k in p]].any(axis=1)).astype(int)
     for k, (first, second) in enumerate(pairs):
         label = composite[:, k] if syntax else present[:, first] & present[:, second]
         table["+".join(cfg.pairs[k])] = label.astype(int)
