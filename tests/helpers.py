@@ -57,7 +57,7 @@ def onehot(b=4, l=24, seed=0, dtype=DT):
     return F.one_hot(torch.randint(0, 4, (b, l), generator=gen(seed)), 4).to(dtype)
 
 
-def make_checkpoint(path, cache, seq_len=170, n_synthetic=200, d_model=16):
+def make_checkpoint(path, cache, seq_len=200, n_synthetic=200, d_model=16):
     """A fine-tuned-looking checkpoint of a tiny float32 classifier for the embedded tasks, whose
     recorded data config is a small embedded dataset in `cache`."""
     from caduceus_lrp.checkpoint import save_finetuned

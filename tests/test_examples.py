@@ -11,7 +11,7 @@ from helpers import ROOT, make_checkpoint
 
 from caduceus_lrp.data.synthetic import TASKS
 
-SEQ_LEN = 170
+SEQ_LEN = 200
 
 
 def load_script(name):
@@ -82,11 +82,11 @@ def test_help(script, capsys):
 @pytest.mark.parametrize("script, extra, message", [
     ("viz_saliency", ["--method", "deeplift"], "--method: unknown method 'deeplift'"),
     ("viz_saliency", ["--task", "NFKB"], "--task: unknown task 'NFKB'"),
-    ("viz_saliency", ["--sequences", "ACGT"], "length 4, but the model was trained on 170-bp"),
+    ("viz_saliency", ["--sequences", "ACGT"], f"length 4, but the model was trained on {SEQ_LEN}-bp"),
     ("viz_interpret", ["--compare", "shap"], "unknown method 'shap'"),
     ("viz_interpret", ["--composite", "nope"], "--composite: unknown LRP composite 'nope'"),
-    ("viz_3d_dna", ["--sequence", "ACGTN"], "length 5, but the model was trained on 170-bp"),
-    ("viz_3d_dna", ["--window", "160", "200"], "--window: 160 200 is not inside"),
+    ("viz_3d_dna", ["--sequence", "ACGTN"], f"length 5, but the model was trained on {SEQ_LEN}-bp"),
+    ("viz_3d_dna", ["--window", "190", "230"], "--window: 190 230 is not inside"),
 ])
 def test_bad_arguments_give_one_line(ckpt, script, extra, message, capsys):
     status, _, err = run(script, ["--model", str(ckpt), *extra], capsys)

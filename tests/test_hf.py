@@ -72,7 +72,7 @@ def test_trainer_lowers_the_loss(tmp_path):
     from caduceus_lrp.data import DataConfig, load_dataset
     from caduceus_lrp.training.hf import TrainerDataset
 
-    ds = load_dataset(DataConfig(n_synthetic=300, seq_len=170, cache_dir=str(tmp_path / "cache")))
+    ds = load_dataset(DataConfig(n_synthetic=300, seq_len=200, cache_dir=str(tmp_path / "cache")))
     train = TrainerDataset(ds, "train")
     backbone = build_caduceus(tiny_config(d_model=16), seed=0).caduceus
     model = CaduceusClassifier.from_backbone(backbone, ds.task_names, "max")
