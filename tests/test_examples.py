@@ -82,10 +82,12 @@ def test_help(script, capsys):
 @pytest.mark.parametrize("script, extra, message", [
     ("viz_saliency", ["--method", "deeplift"], "--method: unknown method 'deeplift'"),
     ("viz_saliency", ["--task", "NFKB"], "--task: unknown task 'NFKB'"),
-    ("viz_saliency", ["--sequences", "ACGT"], f"length 4, but the model was trained on {SEQ_LEN}-bp"),
+    ("viz_saliency", ["--sequences", "ACGT"],
+     f"length 4, but the model was trained on {SEQ_LEN}-bp"),
     ("viz_interpret", ["--compare", "shap"], "unknown method 'shap'"),
     ("viz_interpret", ["--composite", "nope"], "--composite: unknown LRP composite 'nope'"),
-    ("viz_3d_dna", ["--sequence", "ACGTN"], f"length 5, but the model was trained on {SEQ_LEN}-bp"),
+    ("viz_3d_dna", ["--sequence", "ACGTN"],
+     f"length 5, but the model was trained on {SEQ_LEN}-bp"),
     ("viz_3d_dna", ["--window", "190", "230"], "--window: 190 230 is not inside"),
 ])
 def test_bad_arguments_give_one_line(ckpt, script, extra, message, capsys):

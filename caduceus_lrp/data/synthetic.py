@@ -158,11 +158,14 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
     pairs = [(columns.index(a), columns.index(b)) for a, b in cfg.pairs]
     syntax = cfg.pair_spacing is not None
     near_max = 2 * cfg.pair_spacing if syntax else 0  # widest near-miss spacing
-    composite_widths = [widths[a] + cfg.pair_spacing + widths[b] for a, b in pairs] if syntax \
-        else []
-    near_widths = [widths[a] + near_max + widths[b] for a, b in pairs] \
-        if syntax and cfg.pair_near_prob > 0 else []
-    needed = cfg.max_sites * sum(widths) + sum(composite_widths) + sum(near_widths)
+
+    def span(p, spacing):  # bp of pair p's A, `spacing` bp, then B
+        return widths[pairs[p][0]] + spacing + widths[pairs[p][1]]
+
+    widest = ([cfg.pair_spacing] if syntax else []) + \
+        ([near_max] if syntax and cfg.pair_near_prob > 0 else [])  # composite, near miss
+    needed = cfg.max_sites * sum(widths) + sum(span(p, s) for p in range(len(pairs))
+                                               for s in widest)
     if cfg.seq_len < needed:
         raise ValueError(f"seq_len {cfg.seq_len} cannot hold {cfg.max_sites} sites of every motif "
                          f"and every composite element and near miss ({needed} bp)")
@@ -210,8 +213,7 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
         units += [("composite", p, (cfg.pair_spacing, False, False))
                   for p in np.flatnonzero(composite[i])]
         units += [("near", p, near_miss()) for p in np.flatnonzero(near[i])]
-        starts = _place([widths[u] if kind == "site" else
-                         widths[pairs[u][0]] + arrangement[0] + widths[pairs[u][1]]
+        starts = _place([widths[u] if kind == "site" else span(u, arrangement[0])
                          for kind, u, arrangement in units], cfg.seq_len, rng)
         for (kind, u, arrangement), start in zip(units, starts):
             minus = rng.random() < 0.5
@@ -220,7 +222,7 @@ def make_synthetic(cfg: SyntheticConfig, out_dir):
                 truth += site_rows(i, u, start, minus, [motifs[u][0]])
                 continue
             (first, second), (spacing, a_minus, b_minus) = pairs[u], arrangement
-            unit = seqs[i, start:start + widths[first] + spacing + widths[second]].copy()
+            unit = seqs[i, start:start + span(u, spacing)].copy()
             unit[:widths[first]] = draw(first, a_minus)
             unit[widths[first] + spacing:] = draw(second, b_minus)
             seqs[i, start:start + len(unit)] = 3 - unit[::-1] if minus else unit
