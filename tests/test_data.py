@@ -398,6 +398,8 @@ BAD_CLI_INPUTS = [
      "error: none.fa: genome FASTA not found"),
     ({"e.tsv": ""}, ["--data", "e.tsv"], "error: e.tsv: empty file"),
     ({"m.h5": None}, ["--data", "m.h5"], "error: m.h5: 'x' has 2 sequences but 'y' has 3"),
+    ({}, ["--seq-len", "150"], "error: embedded dataset: seq_len 150 cannot hold 2 sites of every "
+     "motif and every composite element and near miss (199 bp)"),
 ]
 
 
