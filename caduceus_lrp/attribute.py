@@ -33,8 +33,8 @@ SETTINGS_NAME = "settings.json"  # beside the attributions: the AttributeConfig 
 
 __all__ = ["AttributeConfig", "Ensemble", "load_ensemble", "write_settings", "read_settings",
            "checkpoint_data", "replicate_weights", "write_attributions",
-           "run_attribute", "saliency_figures", "saliency_rows", "first_positive", "helix_data",
-           "helix_figures", "example_helix"]
+           "run_attribute", "remove_saliency_figures", "saliency_figures", "saliency_rows",
+           "first_positive", "helix_data", "helix_figures", "example_helix"]
 
 
 @dataclass
@@ -371,6 +371,15 @@ def first_positive(dataset, task_name: str, hint: str) -> int:
 
 def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
+
+
+def remove_saliency_figures(plots_dir) -> list[Path]:
+    """Delete the saliency_<task>_<id>.png figures an earlier run left in plots_dir (other
+    sequences, other tasks), so that a run's summary shows its own; return the paths removed."""
+    stale = sorted(Path(plots_dir).glob("saliency_*.png"))
+    for path in stale:
+        path.unlink()
+    return stale
 
 
 def saliency_figures(model, onehot, ids, targets, method, plots_dir, truth=None, rows=None,

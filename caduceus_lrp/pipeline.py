@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis import ANALYSIS_DIR, AnalysisConfig, analysis_report, run_analysis
-from .attribute import AttributeConfig, first_positive, run_attribute, saliency_figures
+from .attribute import (AttributeConfig, first_positive, remove_saliency_figures, run_attribute,
+                        saliency_figures)
 from .checkpoint import load_model
 from .cli import option
 from .data import ground_truth_for, load_dataset
@@ -105,6 +106,7 @@ def step_attribute(cfg: PipelineConfig) -> dict:
     test = load_dataset(cfg.train.data).subset("test")
     tasks = [t for t in model.task_names if len(test.positives(t))]
     rows = {t: [first_positive(test, t, "")] for t in tasks}
+    remove_saliency_figures(cfg.plots_dir)
     saliency_figures(model, test.one_hot(), test.ids, tasks, cfg.saliency_method, cfg.plots_dir,
                      truth=cfg.truth(), rows=rows, device=_device(cfg))
     return summary

@@ -82,10 +82,14 @@ def test_up_to_date_steps_are_skipped_and_force_reruns(small_run):
                 "--steps", "attribute", "motifs", "summary")
     assert_ok(again)
     assert again.stdout.count("up to date, skipped") == 3
+    stale = out / "plots" / "saliency_CTCF_an_earlier_sequence.png"
+    stale.write_bytes(b"an earlier run's")
     weighted = run("--out", out, "--n-synthetic", 1000, "--cache-dir", out / "cache", *REDUCED,
                    "--steps", "attribute", "--replicate-weights", "auroc")
     assert_ok(weighted)  # a changed option reruns the step, weighting the two replicates
     assert "the weighted mean of 2 replicates" in weighted.stdout
+    assert not stale.exists()
+    assert len(list((out / "plots").glob("saliency_CTCF_*.png"))) == 1
     line = next(x for x in weighted.stdout.splitlines() if x.startswith("replicate weights"))
     assert all(abs(sum(map(float, w.split()[-1].split("/"))) - 1) < 0.011
                for w in line.split(": ", 1)[1].split("; "))

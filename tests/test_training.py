@@ -176,6 +176,8 @@ def learnable(tmp_path_factory):
 
 def test_training_run_outputs_and_frozen_weights(learnable, tmp_path):
     cfg = tiny_cfg(learnable, tmp_path, epochs=4, pooling="max", lr=1e-2, head_lr=5e-2)
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "plots" / "epoch9_roc.png").write_bytes(b"an earlier run's")
     metrics = run_training(cfg)
     tiny = learnable
     start = load_caduceus(tiny[1]).caduceus.state_dict()
@@ -200,6 +202,8 @@ def test_training_run_outputs_and_frozen_weights(learnable, tmp_path):
     assert saved["test.macro_auroc"] == pytest.approx(metrics["test.macro_auroc"])
     for name in ("epoch1_roc.png", "epoch3_roc.png", "dist_EPI.png"):
         assert (tmp_path / "plots" / name).stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "plots").glob("epoch*_roc.png")) == \
+        [f"epoch{e}_roc.png" for e in range(1, metrics["epochs_run"] + 1)]
     resolved = yaml.safe_load((tmp_path / "models" / "train_config.yaml").read_text())
     assert TrainConfig(**resolved) == cfg
 
@@ -248,6 +252,8 @@ def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
     kept one has the best validation macro auROC, and its files are where a single run puts them."""
     kw = dict(model="cnn", cnn_filters=4, epochs=1)
     cfg = tiny_cfg(tiny, tmp_path / "r", replicates=2, **kw)
+    (tmp_path / "r" / "plots").mkdir(parents=True)
+    (tmp_path / "r" / "plots" / "epoch2_roc.png").write_bytes(b"an earlier run's")
     both = run_training(cfg)
     singles = {s: run_training(tiny_cfg(tiny, tmp_path / f"s{s}", train_seed=s, **kw))
                for s in (0, 1)}
@@ -262,6 +268,7 @@ def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
     assert (models / "best_model.pt").read_bytes() == (kept / "best_model.pt").read_bytes()
     assert (tmp_path / "r" / "plots" / "dist_EPI.png").read_bytes() == \
         (kept / "plots" / "dist_EPI.png").read_bytes()
+    assert not (tmp_path / "r" / "plots" / "epoch2_roc.png").exists()  # this run had 1 epoch
     assert json.loads((models / "metrics.json").read_text())["chosen_seed"] == best
     assert TrainConfig(**yaml.safe_load((models / "train_config.yaml").read_text())) == cfg
     assert "epoch 1" in (models / "replicates" / "seed-1" / "train.log").read_text()

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from .optim import adamw, epoch_batches, lr_factor
 from .pretrain import pretrained_backbone
 from .runtime import all_sum, autocast, cpu_threads, distributed, rank_world, resolve_device
 
-__all__ = ["backbone_source", "build_trainable", "check_data", "train_once"]
+__all__ = ["backbone_source", "build_trainable", "check_data", "remove_epoch_figures", "train_once"]
 
 log = logging.getLogger("caduceus_lrp.training")
 
@@ -212,6 +213,16 @@ def train_once(cfg: TrainConfig) -> dict:
         return _train(cfg)
 
 
+def remove_epoch_figures(plots_dir) -> list[Path]:
+    """Delete the per-epoch ROC figures (epoch{N}_roc.png) an earlier run left in plots_dir, so
+    that a new run's are not mixed with them; return the paths removed."""
+    stale = [p for p in Path(plots_dir).glob("epoch*_roc.png")
+             if re.fullmatch(r"epoch\d+_roc\.png", p.name)]
+    for path in stale:
+        path.unlink()
+    return stale
+
+
 def _features(cfg, split, tokens, device):
     """The loop's feature function rows -> (b, S, l, c): the frozen-layer cache, or the frozen
     part run per batch."""
@@ -262,6 +273,8 @@ def _train(cfg: TrainConfig) -> dict:
     if cfg.resume:
         state = _load_resume(out.last, cfg, split, optimizer, device)
         log.info(f"resumed from {out.last} after epoch {state['epoch']}")
+    elif out.writer:
+        remove_epoch_figures(out.plots)
     task_weights = TaskWeights(cfg.task_focus, state["task_losses"])
     step_fn = _Stepper(cfg, ddp, optimizer, features, labels, train_idx, loss_fn, task_weights,
                        lr_factor_at=lambda step: lr_factor(step, total_steps, warmup,

@@ -24,7 +24,7 @@ from pathlib import Path
 from ..checkpoint import load_finetuned
 from ..errors import InputError
 from ..io_utils import atomic_path
-from .loop import train_once
+from .loop import remove_epoch_figures, train_once
 from .runtime import cores_each, resolve_device, torchrun_world
 
 __all__ = ["run_replicates"]
@@ -86,6 +86,7 @@ def run_replicates(cfg) -> dict:
     best = max(range(len(configs)), key=lambda k: scores[k])
     chosen = configs[best]
     _copy_files(Path(chosen.out_dir), Path(cfg.out_dir))
+    remove_epoch_figures(cfg.plots_dir)  # an earlier run's, possibly more epochs than this one's
     _copy_files(Path(chosen.plots_dir), Path(cfg.plots_dir))
     metrics = results[best] | {
         "chosen_seed": chosen.train_seed,
