@@ -32,9 +32,9 @@ REPLICATE_WEIGHTS = ("equal", "auroc")
 SETTINGS_NAME = "settings.json"  # beside the attributions: the AttributeConfig they were made with
 
 __all__ = ["AttributeConfig", "Ensemble", "load_ensemble", "write_settings", "read_settings",
-           "checkpoint_data", "replicate_weights", "write_attributions",
-           "run_attribute", "remove_saliency_figures", "saliency_figures", "saliency_rows",
-           "first_positive", "helix_data", "helix_figures", "example_helix"]
+           "checkpoint_data", "replicate_weights", "write_attributions", "run_attribute",
+           "remove_saliency_figures", "saliency_figures", "saliency_rows", "first_positive",
+           "helix_data", "helix_figures", "example_helix"]
 
 
 @dataclass
@@ -373,13 +373,10 @@ def _safe(name):
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name))
 
 
-def remove_saliency_figures(plots_dir) -> list[Path]:
-    """Delete the saliency_<task>_<id>.png figures an earlier run left in plots_dir (other
-    sequences, other tasks), so that a run's summary shows its own; return the paths removed."""
-    stale = sorted(Path(plots_dir).glob("saliency_*.png"))
-    for path in stale:
+def remove_saliency_figures(plots_dir):
+    """Delete the saliency_<task>_<id>.png figures an earlier run left in plots_dir."""
+    for path in Path(plots_dir).glob("saliency_*.png"):
         path.unlink()
-    return stale
 
 
 def saliency_figures(model, onehot, ids, targets, method, plots_dir, truth=None, rows=None,

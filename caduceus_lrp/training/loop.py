@@ -213,14 +213,12 @@ def train_once(cfg: TrainConfig) -> dict:
         return _train(cfg)
 
 
-def remove_epoch_figures(plots_dir) -> list[Path]:
+def remove_epoch_figures(plots_dir):
     """Delete the per-epoch ROC figures (epoch{N}_roc.png) an earlier run left in plots_dir, so
-    that a new run's are not mixed with them; return the paths removed."""
-    stale = [p for p in Path(plots_dir).glob("epoch*_roc.png")
-             if re.fullmatch(r"epoch\d+_roc\.png", p.name)]
-    for path in stale:
-        path.unlink()
-    return stale
+    that a new run's are not mixed with them."""
+    for path in Path(plots_dir).glob("epoch*_roc.png"):
+        if re.fullmatch(r"epoch\d+_roc\.png", path.name):
+            path.unlink()
 
 
 def _features(cfg, split, tokens, device):
