@@ -250,9 +250,9 @@ def _spacing(argv, prog=None):
     for r in analysis.run_spacing(model, dataset, cfg, pairs, args.modisco_dir, args.plots_dir,
                                   args.device):
         best = r["preferred"]
-        tied = f" (tied with {', '.join(best['tied'])} bp)" if best["tied"] else ""
         print(f"{r['a'].name} + {r['b'].name} on {r['task']}: largest effect "
-              f"{best['effect']:+.3f} at {best['orientation']} {best['spacing']} bp{tied}, "
+              f"{best['effect']:+.3f} at {best['orientation']} {best['spacing']} bp"
+              f"{analysis.tied_phrase(best)}, "
               f"interaction {best['interaction']:+.3f} [{best['interaction_ci'][0]:+.3f}, "
               f"{best['interaction_ci'][1]:+.3f}] ({r['table']})")
     return 0

@@ -28,6 +28,7 @@ from caduceus_lrp.analysis import (
     read_vcf,
     resolve_motif,
     spacing_sweep,
+    tied_phrase,
     variant_effects,
     write_instances,
 )
@@ -224,6 +225,8 @@ def test_a_broad_peak_names_the_spacings_tied_with_it():
     best = preferred(table, "A+B")
     assert (best["orientation"], best["spacing"], best["tied"]) == ("++", 5, ["++ 6"])
     assert preferred(table, "A+B", by="interaction")["tied"] == []
+    assert tied_phrase(best) == ", tied with ++ 6 bp"
+    assert tied_phrase({"orientation": "++", "spacing": 5}) == ""  # an earlier analysis.json
     fig = plot_spacing(table, "A", "B", "A+B")
     assert fig.axes[0].get_title() and fig.axes[1].get_xlabel()
 

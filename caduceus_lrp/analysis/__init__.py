@@ -19,7 +19,7 @@ from .run import (ANALYSIS_DIR, choose_pairs, load_inputs, load_patterns_of, mot
                   write_table)
 from .sources import (Discovered, Motif, backgrounds, composite, default_motifs, discovered,
                       jaspar_motif, resolve_motif, safe_name)
-from .spacing import ORIENTATIONS, focus_task, preferred, spacing_sweep
+from .spacing import ORIENTATIONS, focus_task, preferred, spacing_sweep, tied_phrase
 from .variants import Variants, read_variant_table, read_variants, read_vcf, variant_effects
 
 __all__ = ["AnalysisResults", "analysis_report", "load_analysis", "TangermemeModel",
@@ -31,5 +31,5 @@ __all__ = ["AnalysisResults", "analysis_report", "load_analysis", "TangermemeMod
            "run_analysis", "run_instances", "run_marginalization", "run_spacing", "run_variants",
            "write_table", "Discovered", "Motif", "backgrounds", "composite", "default_motifs",
            "discovered", "jaspar_motif", "resolve_motif", "safe_name", "ORIENTATIONS",
-           "focus_task", "preferred", "spacing_sweep", "Variants", "read_variant_table",
-           "read_variants", "read_vcf", "variant_effects"]
+           "focus_task", "preferred", "spacing_sweep", "tied_phrase", "Variants",
+           "read_variant_table", "read_variants", "read_vcf", "variant_effects"]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from .instances import read_instances
 from .run import ANALYSIS_DIR
+from .spacing import tied_phrase
 
 __all__ = ["AnalysisResults", "load_analysis", "analysis_report"]
 
@@ -61,7 +62,7 @@ def analysis_report(summary: dict) -> str:
         motifs = "; ".join(f"{m['motif']} {m['effect']:+.2f} [{m['ci_low']:+.2f}, "
                            f"{m['ci_high']:+.2f}]" for m in r["motifs"][:4]) or "–"
         partner = "; ".join(f"{' + '.join(p['motifs'])}: {p['orientation']} {p['spacing']} bp"
-                            f"{_tied(p)} (interaction {p['interaction']:+.2f} "
+                            f"{tied_phrase(p)} (interaction {p['interaction']:+.2f} "
                             f"[{p['interaction_ci'][0]:+.2f}, {p['interaction_ci'][1]:+.2f}])"
                             for p in r["partner"] or []) or "–"
         later = r.get("instances_later_rounds")
@@ -69,9 +70,3 @@ def analysis_report(summary: dict) -> str:
                  else f"{r['instances']}" + (f" ({later})" if later is not None else ""))
         lines.append(f"| {task} | {motifs} | {partner} | {count} |")
     return "\n".join(lines)
-
-
-def _tied(partner: dict) -> str:
-    """", tied with ++ 9 bp" for the arrangements the backgrounds cannot rank below the peak."""
-    tied = partner.get("tied") or []  # absent in analysis.json of earlier versions
-    return f", tied with {', '.join(tied)} bp" if tied else ""

@@ -23,7 +23,8 @@ from .adapter import TangermemeModel, mean_interval, predict_logits, to_ncl
 from .marginalize import task_names
 from .sources import Motif
 
-__all__ = ["ORIENTATIONS", "SPACING_COLUMNS", "spacing_sweep", "preferred", "focus_task"]
+__all__ = ["ORIENTATIONS", "SPACING_COLUMNS", "spacing_sweep", "preferred", "tied_phrase",
+           "focus_task"]
 
 ORIENTATIONS = ("++", "+-", "-+", "--")
 SPACING_COLUMNS = ["orientation", "spacing", "task", "effect", "effect_low", "effect_high",
@@ -111,6 +112,13 @@ def preferred(table: pd.DataFrame, task: str, by: str = "effect") -> dict:
             "effect_a": float(best["effect_a"]), "effect_b": float(best["effect_b"]),
             "interaction": float(best["interaction"]),
             "interaction_ci": [float(best["ci_low"]), float(best["ci_high"])]}
+
+
+def tied_phrase(best: dict) -> str:
+    """", tied with ++ 9 bp" for `preferred(...)`'s tied arrangements, "" when there are none
+    (or when `best` comes from an analysis.json written before ties were reported)."""
+    tied = best.get("tied") or []
+    return f", tied with {', '.join(tied)} bp" if tied else ""
 
 
 def focus_task(table: pd.DataFrame, a: Motif, b: Motif, tasks) -> str:
