@@ -23,6 +23,7 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
     ("Speed and memory (bench/)", ["scan", "triton_compile", "long_context", "long_attribution",
                                    "train", "onehot", "pipeline"]),
     ("The default recipe on data it was not tuned on (experiments/)", ["generalization",
+                                                                     "generalization-holdout",
                                                                      "generalization-epochs5",
                                                                      "default-training-time"]),
     ("Attribution methods and LRP composites (experiments/)", ["attribution", "attribution-tasks",
