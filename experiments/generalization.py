@@ -202,6 +202,7 @@ def job(name, recipe, seed, out: Path, extra, collect=False, epochs=None, train_
                            seed=0).save_pretrained(backbone)
         cmd = ["caduceus_lrp/train_caduceus_finetune.py", "--pretrained", backbone, *common,
                "--out-dir", folder / "final_models", "--plots-dir", folder / "plots"]
+    (folder / "holdout.npz").unlink(missing_ok=True)  # an earlier model's scores
     return result_of(name, recipe, seed, folder, run(cmd, folder / "run.log"), holdout)
 
 
