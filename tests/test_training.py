@@ -317,10 +317,13 @@ def cli_error(argv, capsys) -> str:
     (["--pretrained", "x/y", "--arch", "caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3"],
      "--pretrained: give --pretrained or --arch, not both"),
     (["--arch", "caduceus-ps_seqlen-1k_d_model-999"], "--arch: unknown architecture"),
+    (["--pretrained", "no_such_backbone"], "no_such_backbone: no such folder"),
 ])
-def test_cli_bad_values_one_line_exit_2(args, message, capsys):
+def test_cli_bad_values_one_line_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output folders are relative to it
     err = cli_error(args, capsys)
     assert err.startswith("error: " + message) and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []  # stopped before any replicate wrote its log
 
 
 def test_cli_bad_files_one_line_exit_2(tiny, tmp_path, capsys, monkeypatch):

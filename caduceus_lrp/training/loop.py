@@ -42,7 +42,7 @@ from .optim import adamw, epoch_batches, lr_factor
 from .pretrain import pretrained_backbone
 from .runtime import all_sum, autocast, cpu_threads, distributed, rank_world, resolve_device
 
-__all__ = ["backbone_source", "build_trainable", "check_data", "remove_epoch_figures", "train_once"]
+__all__ = ["backbone_source", "load_backbone", "build_trainable", "check_data", "remove_epoch_figures", "train_once"]
 
 log = logging.getLogger("caduceus_lrp.training")
 
@@ -69,7 +69,7 @@ def backbone_source(cfg: TrainConfig) -> tuple[str | None, str]:
                          "given and the data are not the embedded dataset")
 
 
-def _backbone(cfg: TrainConfig):
+def load_backbone(cfg: TrainConfig):
     """(CaduceusForMaskedLM, description) of the run's backbone (`backbone_source`)."""
     source, description = backbone_source(cfg)
     if source is None:
@@ -83,7 +83,7 @@ def build_trainable(cfg: TrainConfig, task_names) -> tuple[nn.Module, str]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.train_seed)
             return OneHotCNN(CNNConfig(cfg.cnn_filters, cfg.cnn_width), task_names), "none (CNN)"
-    lm, description = _backbone(cfg)
+    lm, description = load_backbone(cfg)
     classifier = CaduceusClassifier.from_backbone(lm.caduceus, task_names, cfg.pooling,
                                                   seed=cfg.train_seed)
     classifier.caduceus.backbone.gradient_checkpointing = cfg.gradient_checkpointing
