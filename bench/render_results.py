@@ -24,6 +24,8 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
                                    "train", "onehot", "pipeline"]),
     ("The default recipe on data it was not tuned on (experiments/)", ["generalization",
                                                                      "generalization-holdout",
+                                                                     "generalization-retry",
+                                                                     "stalls",
                                                                      "generalization-epochs5",
                                                                      "default-training-time"]),
     ("Attribution methods and LRP composites (experiments/)", ["attribution", "attribution-tasks",

@@ -241,6 +241,7 @@ def test_bad_input_in_every_format_one_line_exit_2(tmp_path, capsys, case):
     (["--split", "everything"], "--split: unknown split 'everything'"),
     (["--steps", "attribute"], "checkpoint not found"),
     (["--replicates", "0"], "--replicates: must be >= 1 (got 0)"),
+    (["--chance-rounds", "-1"], "--chance-rounds: must be >= 0 (got -1)"),
     (["--epochs", "two"], "--epochs: invalid int value: 'two'"),
     (["--method", "deeplift"], "--method/--compare: unknown method 'deeplift'"),
     (["--replicate-weights", "best"], "--replicate-weights: choose one of equal, auroc (got "

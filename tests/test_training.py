@@ -20,7 +20,8 @@ from caduceus_lrp.data import DataConfig
 from caduceus_lrp.epi_head import CaduceusClassifier
 from caduceus_lrp.errors import InputError
 from caduceus_lrp.training import TrainConfig, loop, run_training
-from caduceus_lrp.training.evaluation import compute_metrics
+from caduceus_lrp.training import replicates as replicates_module
+from caduceus_lrp.training.evaluation import chance_p_value, compute_metrics
 from caduceus_lrp.training.frozen_cache import FrozenCache, SplitCaduceus
 from caduceus_lrp.training.optim import epoch_batches, lr_factor, param_groups
 
@@ -90,6 +91,28 @@ def test_epoch_batches_ranks_split_each_global_batch():
     for step in range(3):
         assert torch.equal(torch.cat([ranks[r][step] for r in range(3)]), whole[step])
     assert not torch.equal(torch.cat(whole), torch.cat(epoch_batches(50, 16, seed=3, epoch=2)))
+
+
+def test_chance_p_value_against_a_sklearn_loop():
+    """The permutation p-value equals a plain loop over the same shufflings with sklearn's
+    auROC; perfect predictions get the smallest p, predictions without information p = 1."""
+    rng = np.random.default_rng(4)
+    labels = (rng.random((40, 3)) < 0.3).astype(np.float32)
+    labels[:, 2] = 0  # one class only: left out, as compute_metrics leaves it out
+    probs = 0.6 * labels + rng.random((40, 3))
+    probs[:5] = probs[5:10]  # ties
+
+    def macro(y):
+        return np.mean([roc_auc_score(y[:, j] > 0.5, probs[:, j]) for j in (0, 1)])
+
+    observed = macro(labels)
+    assert observed == pytest.approx(compute_metrics(labels, probs, "abc", "v")["v.macro_auroc"])
+    shuffle = np.random.default_rng(7)
+    reached = sum(macro(labels[shuffle.permutation(40)]) >= observed - 1e-12 for _ in range(250))
+    assert chance_p_value(labels, probs, permutations=250, seed=7) == (1 + reached) / 251
+    assert chance_p_value(labels, labels, permutations=250) == 1 / 251
+    assert chance_p_value(labels, np.ones_like(probs), permutations=250) == 1.0
+    assert chance_p_value(labels[:, 2:], probs[:, 2:]) is None
 
 
 def test_param_groups_no_decay_on_ssm_norm_bias():
@@ -247,9 +270,11 @@ def test_resume_equals_uninterrupted(tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
+def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path, monkeypatch):
     """Two replicates (two worker processes on CPU): each equals a single run of its seed, the
-    kept one has the best validation macro auROC, and its files are where a single run puts them."""
+    kept one has the best validation macro auROC, and its files are where a single run puts them.
+    No p-value counts as chance here, so one round trains (a 1-epoch model may be at chance)."""
+    monkeypatch.setattr(replicates_module, "CHANCE_P", 1.0)
     kw = dict(model="cnn", cnn_filters=4, epochs=1)
     cfg = tiny_cfg(tiny, tmp_path / "r", replicates=2, **kw)
     (tmp_path / "r" / "plots").mkdir(parents=True)
@@ -258,6 +283,7 @@ def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
     singles = {s: run_training(tiny_cfg(tiny, tmp_path / f"s{s}", train_seed=s, **kw))
                for s in (0, 1)}
     assert [r["seed"] for r in both["replicates"]] == [0, 1]
+    assert "replicates_at_chance" not in both
     for row in both["replicates"]:
         assert row["val.macro_auroc"] == pytest.approx(singles[row["seed"]]["val.macro_auroc"],
                                                        abs=1e-12)
@@ -272,6 +298,24 @@ def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path):
     assert json.loads((models / "metrics.json").read_text())["chosen_seed"] == best
     assert TrainConfig(**yaml.safe_load((models / "train_config.yaml").read_text())) == cfg
     assert "epoch 1" in (models / "replicates" / "seed-1" / "train.log").read_text()
+
+
+@pytest.mark.slow
+def test_replicates_at_chance_train_another_round(tiny, tmp_path, monkeypatch, caplog):
+    """While the best replicate cannot be told from chance (here: a threshold no p-value is
+    under), another round of seeds 1000 on trains; the kept replicate's round is the one the
+    attribute step averages, the other is listed apart, and the log says so."""
+    kw = dict(model="cnn", cnn_filters=4, epochs=1, replicates=2)
+    monkeypatch.setattr(replicates_module, "CHANCE_P", 0.0)
+    metrics = run_training(tiny_cfg(tiny, tmp_path / "r", chance_rounds=1, **kw))
+    rounds = [[r["seed"] for r in metrics[k]] for k in ("replicates", "replicates_at_chance")]
+    assert sorted(rounds) == [[0, 1], [1000, 1001]]
+    assert metrics["chosen_seed"] in rounds[0]
+    everything = metrics["replicates"] + metrics["replicates_at_chance"]
+    assert metrics["val.macro_auroc"] == max(r["val.macro_auroc"] for r in everything)
+    assert all(0 < r["val.chance_p"] <= 1 for r in everything)
+    assert (tmp_path / "r" / "models" / "replicates" / "seed-1001" / "best_model.pt").is_file()
+    assert "cannot be told from chance" in caplog.text
 
 
 def test_replicates_refused_under_torchrun(tiny, tmp_path, monkeypatch):

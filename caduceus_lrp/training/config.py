@@ -69,6 +69,11 @@ class TrainConfig:
         "validation macro auROC; on CPU they run in parallel, one per core, on CUDA one after "
         "the other; 1 for a single run. Runs meant to be independent need train seeds at least "
         "this many apart (0, 2, 4 with 2 replicates)"))
+    chance_rounds: int = option(1, (
+        "with replicates: when the best of them cannot be told from chance on validation (its "
+        "macro auROC's label-permutation p-value above 0.05), train this many further rounds "
+        "of --replicates seeds (train-seed + 1000 k + j in round k), keeping the best of all; "
+        "0: never"))
     frozen_cache: bool = option(True, "compute the frozen layers once and train on the cached "
                                       "outputs")
     cache_dtype: str = option("float16", "dtype of the frozen-layer cache",
@@ -109,6 +114,7 @@ class TrainConfig:
             ("grad-clip", self.grad_clip >= 0, "must be >= 0"),
             ("patience", self.patience >= 1, "must be >= 1"),
             ("replicates", self.replicates >= 1, "must be >= 1"),
+            ("chance-rounds", self.chance_rounds >= 0, "must be >= 0"),
             ("threads", self.threads >= 0, "must be >= 0"),
             ("pretrain-steps", self.pretrain_steps >= 0, "must be >= 0"),
         ]

@@ -1,16 +1,18 @@
-"""Evaluation of a model under training: predicted probabilities and auROC / auPRC per task.
+"""Evaluation of a model under training: predicted probabilities, auROC / auPRC per task, and
+whether a macro auROC can be told from chance.
 
-Glossary: N sequences, b batch, S strands, t tasks.
+Glossary: N sequences, b batch, S strands, t tasks, P permutations.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .runtime import gather_rows, rank_world
 
-__all__ = ["predict", "compute_metrics"]
+__all__ = ["predict", "compute_metrics", "chance_p_value"]
 
 
 @torch.no_grad()
@@ -46,3 +48,33 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, task_names, split: st
         known = [v for v in values if v is not None]
         out[f"{split}.macro_{name}"] = float(np.mean(known)) if known else None
     return out
+
+
+def chance_p_value(labels: np.ndarray, probs: np.ndarray, permutations: int = 1000,
+                   seed: int = 0) -> float | None:
+    """Permutation p-value of the macro auROC of probs (N, t) against labels (N, t): the share of
+    P shufflings of the sequences' label rows (tasks shuffled together, so their correlations
+    stay) whose macro auROC reaches the observed one, as (1 + count) / (1 + P). Tasks with one
+    class only are left out, as in `compute_metrics`; None when none is left.
+
+    Each auROC is the Mann-Whitney statistic of the predictions' ranks (ties averaged), so the
+    observed value equals `compute_metrics`' macro auROC."""
+    y = labels > 0.5
+    keep = (y.sum(0) > 0) & (y.sum(0) < len(y))
+    if not keep.any():
+        return None
+    y, ranks = y[:, keep], rankdata(probs[:, keep], axis=0)               # (N, t')
+    pos = y.sum(0)
+    neg = len(y) - pos
+
+    def macro(rows: np.ndarray) -> np.ndarray:                            # (P, N) -> (P,)
+        rank_sums = np.einsum("pnt,nt->pt", y[rows].astype(np.float64), ranks)
+        return ((rank_sums - pos * (pos + 1) / 2) / (pos * neg)).mean(-1)
+
+    observed = macro(np.arange(len(y))[None])[0]
+    rng = np.random.default_rng(seed)
+    reached = 0
+    for start in range(0, permutations, 100):  # 100 shufflings at a time bound the memory
+        rows = np.stack([rng.permutation(len(y)) for _ in range(min(100, permutations - start))])
+        reached += int(np.sum(macro(rows) >= observed - 1e-12))
+    return (1 + reached) / (1 + permutations)

@@ -35,7 +35,7 @@ from ..io_utils import atomic_path
 from ..model import build_caduceus, load_caduceus
 from ..resources import demo_backbone
 from .config import TrainConfig
-from .evaluation import compute_metrics, predict
+from .evaluation import chance_p_value, compute_metrics, predict
 from .frozen_cache import FrozenCache, SplitCaduceus
 from .losses import TaskWeights, loss_functions
 from .optim import adamw, epoch_batches, lr_factor
@@ -341,6 +341,7 @@ def _finish(cfg, out, ds, split, features, probs_fn, state, indices, info) -> di
     autocast_ctx = autocast(next(split.parameters()).device)
     val_probs = predict(split, features, val_idx, cfg.eval_batch_size, probs_fn, autocast_ctx)
     metrics.update(compute_metrics(ds.labels[val_idx.numpy()], val_probs, ds.task_names, "val"))
+    metrics["val.chance_p"] = chance_p_value(ds.labels[val_idx.numpy()], val_probs)
     if len(test_idx):
         test_probs = predict(split, features, test_idx, cfg.eval_batch_size, probs_fn,
                              autocast_ctx)
@@ -369,7 +370,8 @@ def _finish(cfg, out, ds, split, features, probs_fn, state, indices, info) -> di
 # Resume
 # ---------------------------------------------------------------------------------------------
 _NOT_COMPARED = {"resume", "patience", "eval_batch_size", "out_dir", "plots_dir", "export_hf",
-                 "device", "threads", "frozen_cache", "frozen_cache_dir", "replicates"}
+                 "device", "threads", "frozen_cache", "frozen_cache_dir", "replicates",
+                 "chance_rounds"}
 
 
 def _save_resume(path, cfg, split, optimizer, state):
