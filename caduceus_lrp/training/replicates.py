@@ -112,8 +112,9 @@ def run_replicates(cfg) -> dict:
         best = max((r for _, results in rounds for r in results), key=_score)
         if not _at_chance(best) or round_ == cfg.chance_rounds:
             break
+        p = best.get("val.chance_p")
         log.info(f"the best replicate so far (val macro auROC {_score(best):.4f}, permutation "
-                 f"p = {best.get('val.chance_p')}) cannot be told from chance; training "
+                 f"p = {'-' if p is None else f'{p:.3f}'}) cannot be told from chance; training "
                  f"{cfg.replicates} more (round {round_ + 2} of at most {cfg.chance_rounds + 1})")
     kept_round, index = next((k, j) for k, (_, results) in enumerate(rounds)
                              for j, r in enumerate(results) if r is best)
