@@ -360,6 +360,8 @@ def main(argv=None):
     task_meets = [r for r in defaults if r[7] is not None and r[7] >= -0.05]
     held_macro = [r for r in defaults if r[9] is not None and r[9] >= -0.01]
     held_task = [r for r in defaults if r[10] is not None and r[10] >= -0.05]
+    scope = (([", ".join(args.datasets)] if len(args.datasets) < len(SUITE) else [])
+             + (["train step only"] if args.train_only else []))
     record(args.name, "The default recipe on planted-motif data it was not tuned on",
            ["dataset", "recipe", "seeds", "test macro auROC", "range", "weakest task",
             "macro - CNN", "worst task - CNN", "held-out macro auROC", "held-out macro - CNN",
@@ -390,7 +392,7 @@ def main(argv=None):
            headline=((f"With an epoch budget of {args.epochs} for every recipe, on "
                       if args.epochs else "On ")
                      + f"{len(defaults)} planted-motif datasets it was not tuned on"
-                     + (" (train step only)" if args.train_only else "")
+                     + (f" ({'; '.join(scope)})" if scope else "")
                      + f", the default recipe is within 0.01 of the CNN baseline's macro auROC "
                      f"on {HOLDOUT_SEQUENCES} held-out sequences per dataset on "
                      f"{len(held_macro)} of {len(defaults)}, with no task 0.05 behind on "
