@@ -8,12 +8,14 @@ from ..cli import option
 from ..data import DataConfig
 from ..epi_head import POOLINGS
 from ..errors import InputError
+from .evaluation import CHANCE_P
 from .frozen_cache import CACHE_DTYPES
 from .losses import LOSSES
 
-__all__ = ["MODELS", "TrainConfig"]
+__all__ = ["MODELS", "ROUND_SEED_STEP", "TrainConfig"]
 
 MODELS = ("caduceus", "cnn")
+ROUND_SEED_STEP = 1000  # a further replicate round k trains seeds train_seed + ROUND_SEED_STEP k + j
 
 
 @dataclass
@@ -71,9 +73,9 @@ class TrainConfig:
         "this many apart (0, 2, 4 with 2 replicates)"))
     chance_rounds: int = option(1, (
         "with replicates: when the best of them cannot be told from chance on validation (its "
-        "macro auROC's label-permutation p-value above 0.05), train this many further rounds "
-        "of --replicates seeds (train-seed + 1000 k + j in round k), keeping the best of all; "
-        "0: never"))
+        f"macro auROC's label-permutation p-value above {CHANCE_P}), train this many further "
+        f"rounds of --replicates seeds (train-seed + {ROUND_SEED_STEP} k + j in round k), "
+        "keeping the best of all; 0: never"))
     frozen_cache: bool = option(True, "compute the frozen layers once and train on the cached "
                                       "outputs")
     cache_dtype: str = option("float16", "dtype of the frozen-layer cache",

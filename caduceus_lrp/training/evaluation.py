@@ -12,7 +12,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .runtime import gather_rows, rank_world
 
-__all__ = ["predict", "compute_metrics", "chance_p_value"]
+__all__ = ["predict", "compute_metrics", "chance_p_value", "CHANCE_P"]
+
+CHANCE_P = 0.05  # a macro auROC whose permutation p-value is above this is at chance
+_PERMUTATION_BLOCK = 2 ** 22  # label entries (shufflings x N x t) held at once
 
 
 @torch.no_grad()
@@ -73,8 +76,9 @@ def chance_p_value(labels: np.ndarray, probs: np.ndarray, permutations: int = 10
 
     observed = macro(np.arange(len(y))[None])[0]
     rng = np.random.default_rng(seed)
+    block = max(1, _PERMUTATION_BLOCK // y.size)  # shufflings at a time, to bound the memory
     reached = 0
-    for start in range(0, permutations, 100):  # 100 shufflings at a time bound the memory
-        rows = np.stack([rng.permutation(len(y)) for _ in range(min(100, permutations - start))])
+    for start in range(0, permutations, block):
+        rows = np.stack([rng.permutation(len(y)) for _ in range(min(block, permutations - start))])
         reached += int(np.sum(macro(rows) >= observed - 1e-12))
     return (1 + reached) / (1 + permutations)

@@ -30,16 +30,14 @@ from pathlib import Path
 from ..checkpoint import load_finetuned
 from ..errors import InputError
 from ..io_utils import atomic_path
+from .config import ROUND_SEED_STEP
+from .evaluation import CHANCE_P
 from .loop import remove_epoch_figures, train_once
 from .runtime import cores_each, resolve_device, torchrun_world
 
 __all__ = ["run_replicates"]
 
 log = logging.getLogger(__name__)
-
-
-CHANCE_P = 0.05  # a best replicate whose validation p-value is above this is at chance
-ROUND_SEED_STEP = 1000  # round k trains seeds train_seed + ROUND_SEED_STEP * k + j
 
 
 def _replicate_configs(cfg, round_: int = 0) -> list:
@@ -91,7 +89,8 @@ def _score(result: dict) -> float:
 
 
 def _at_chance(result: dict) -> bool:
-    return result.get("val.chance_p") is None or result["val.chance_p"] > CHANCE_P
+    """The validation macro auROC was tested (some task has both classes) and is at chance."""
+    return result.get("val.chance_p") is not None and result["val.chance_p"] > CHANCE_P
 
 
 def run_replicates(cfg) -> dict:
@@ -112,9 +111,8 @@ def run_replicates(cfg) -> dict:
         best = max((r for _, results in rounds for r in results), key=_score)
         if not _at_chance(best) or round_ == cfg.chance_rounds:
             break
-        p = best.get("val.chance_p")
         log.info(f"the best replicate so far (val macro auROC {_score(best):.4f}, permutation "
-                 f"p = {'-' if p is None else f'{p:.3f}'}) cannot be told from chance; training "
+                 f"p = {best['val.chance_p']:.3f}) cannot be told from chance; training "
                  f"{cfg.replicates} more (round {round_ + 2} of at most {cfg.chance_rounds + 1})")
     kept_round, index = next((k, j) for k, (_, results) in enumerate(rounds)
                              for j, r in enumerate(results) if r is best)
@@ -126,6 +124,7 @@ def run_replicates(cfg) -> dict:
     _copy_files(Path(chosen.out_dir), Path(cfg.out_dir))
     remove_epoch_figures(cfg.plots_dir)  # an earlier run's, possibly more epochs than this one's
     _copy_files(Path(chosen.plots_dir), Path(cfg.plots_dir))
+
     def table(pairs):
         return [{"seed": c.train_seed, "val.macro_auroc": r["val.macro_auroc"],
                  "val.chance_p": r.get("val.chance_p")} for c, r in pairs]
