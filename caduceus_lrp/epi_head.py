@@ -10,6 +10,8 @@ backbone's CaduceusConfig with the task names as `id2label` and the pooling as `
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -21,7 +23,8 @@ from .errors import InputError
 from .model import Caduceus, CaduceusPreTrainedModel, tied_weights
 from .sequence import flip_lc
 
-__all__ = ["POOLINGS", "Pooling", "EPIHead", "CaduceusClassifier", "classifier_config"]
+__all__ = ["POOLINGS", "POOLED_PER_CHANNEL", "Pooling", "EPIHead", "CaduceusClassifier",
+           "classifier_config"]
 
 
 def _pool_mean(h):
@@ -38,11 +41,25 @@ def _pool_center(h):
     return h[:, (length - 1) // 2: length // 2 + 1].mean(dim=1)
 
 
-POOLINGS = {"mean": _pool_mean, "max": _pool_max, "center": _pool_center}
+def _pool_lse(h):
+    """Log-mean-exp, a smooth maximum: log(mean_l exp(h)), between the mean and the max. Its
+    gradient is the softmax over length, so every position learns, not only the maximum."""
+    return torch.logsumexp(h, dim=1) - math.log(h.shape[1])
+
+
+def _pool_max_mean(h):
+    """The max and the mean over length side by side: (b, l, d) -> (b, 2d)."""
+    return torch.cat([h.amax(dim=1), h.mean(dim=1)], dim=-1)
+
+
+POOLINGS = {"mean": _pool_mean, "max": _pool_max, "center": _pool_center, "lse": _pool_lse,
+            "max+mean": _pool_max_mean}
+POOLED_PER_CHANNEL = {"max+mean": 2}  # pooled features per backbone channel; 1 for the others
 
 
 class Pooling(nn.Module):
-    """Pooling over length, (b, l, d) -> (b, d); a module so that an LRP rule can replace it."""
+    """Pooling over length, (b, l, d) -> (b, k d) with k = POOLED_PER_CHANNEL (1 but for
+    max+mean); a module so that an LRP rule can replace it."""
 
     def __init__(self, kind: str):
         super().__init__()
@@ -56,12 +73,13 @@ class Pooling(nn.Module):
 
 
 class EPIHead(nn.Module):
-    """Pooling over length, then one linear layer to t task logits: (b, l, d) -> (b, t)."""
+    """Pooling over length, then one linear layer to t task logits: (b, l, d) -> (b, k d) ->
+    (b, t)."""
 
     def __init__(self, d_model: int, n_tasks: int, pooling: str = "mean"):
         super().__init__()
         self.pool = Pooling(pooling)
-        self.linear = nn.Linear(d_model, n_tasks)
+        self.linear = nn.Linear(POOLED_PER_CHANNEL.get(pooling, 1) * d_model, n_tasks)
 
     @property
     def pooling(self) -> str:

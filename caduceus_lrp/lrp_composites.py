@@ -24,7 +24,7 @@ from .epi_head import Pooling
 from .errors import InputError
 from .layers import CausalConv1d, RMSNorm, SelectiveSSM, SiLU
 from .lrp_layers import (LRPCausalConv1d, LRPCausalConv1dGamma, LRPLinear, LRPLinearEpsilon,
-                         LRPLinearGamma, LRPPoolingRoot, LRPRMSNorm, LRPSelectiveSSM,
+                         LRPLinearGamma, LRPPooling, LRPPoolingRoot, LRPRMSNorm, LRPSelectiveSSM,
                          LRPSelectiveSSMRoot, LRPSiLU, Probe, RuleState)
 
 __all__ = ["Rule", "Composite", "COMPOSITES", "DEFAULT_COMPOSITE", "composite_of", "References",
@@ -67,9 +67,10 @@ class Composite:
 MAMBALRP = Composite(
     "mambalrp",
     {SiLU: Rule(LRPSiLU), SelectiveSSM: Rule(LRPSelectiveSSM), RMSNorm: Rule(LRPRMSNorm),
-     CausalConv1d: Rule(LRPCausalConv1d), nn.Linear: Rule(LRPLinear)},
+     CausalConv1d: Rule(LRPCausalConv1d), nn.Linear: Rule(LRPLinear), Pooling: Rule(LRPPooling)},
     description="MambaLRP's rules: identity on SiLU, the scan linear in u, the half rule on "
-                "the gate, 1/rms constant, LRP-0 elsewhere")
+                "the gate, 1/rms constant, LRP-0 elsewhere (log-mean-exp pooling as a "
+                "softmax-weighted mean)")
 
 POOLED_ROOT = Rule(LRPPoolingRoot, {"root": "runner_up", "window": 10, "eps": 1e-2})
 POOLED_BACKGROUND = Rule(LRPPoolingRoot, {"root": "background", "eps": 1e-2})

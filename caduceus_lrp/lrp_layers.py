@@ -22,6 +22,7 @@ theirs on the *bias probe*. With both, logit = sum(relevance) + bias + reference
 | `LRPLinearEpsilon`        | `nn.Linear`    | LRP-epsilon, epsilon a fraction of the output RMS    |
 | `LRPLinearGamma`,         | Linear, conv   | LRP-gamma                                            |
 | `LRPCausalConv1dGamma`    |                |                                                      |
+| `LRPPooling`              | `Pooling`      | LRP-0; log-mean-exp as a softmax-weighted mean       |
 | `LRPPoolingRoot`          | `Pooling`      | root point at the pooled features: p - p~ passed     |
 | `LRPDetachedMixer`        | BiMamba mixer  | nothing passes (a diagnostic: the residual path only)|
 
@@ -46,7 +47,8 @@ from .scan import selective_scan
 __all__ = ["silu_identity", "half_gate", "root_gate", "stabilise", "Probe", "RuleState",
            "keep_value", "LRPSiLU", "LRPSelectiveSSM", "LRPSelectiveSSMRoot", "LRPRMSNorm",
            "LRPCausalConv1d", "LRPCausalConv1dGamma", "LRPLinear", "LRPLinearEpsilon",
-           "LRPLinearGamma", "LRPPoolingRoot", "LRPDetachedMixer", "pooled_root_point"]
+           "LRPLinearGamma", "LRPPooling", "LRPPoolingRoot", "LRPDetachedMixer", "pooled_lrp0",
+           "pooled_root_point"]
 
 
 # -----------------------------------------------------------------------------------------------
@@ -322,6 +324,25 @@ class LRPLinearGamma(nn.Linear):
         return _gamma_output(value, self.bias, parts, self.lrp)
 
 
+def pooled_lrp0(h, kind: str):
+    """A pooling's value and its relevance-exact part: h (b, l, d) -> (p, m), each (b, k d).
+    Max, mean, center and max+mean pooling are piecewise linear, m = p. Log-mean-exp is
+    p = sum_l w_l h_l + H(w) - log l with w the softmax over l and H its entropy; m is the
+    weighted mean with w detached, and p - m = H(w) - log l <= 0 is no position's relevance."""
+    p = POOLINGS[kind](h)
+    if kind != "lse":
+        return p, p
+    return p, (torch.softmax(h, dim=1).detach() * h).sum(dim=1)
+
+
+class LRPPooling(Pooling):
+    """LRP-0 through the pooling: h (b, l, d) -> (b, k d); for log-mean-exp each position gets
+    its softmax-weighted share w_l h_l and the entropy term is booked on the reference probe."""
+
+    def forward(self, h):
+        return keep_value(*pooled_lrp0(h, self.kind), self.lrp.reference)
+
+
 def pooled_root_point(h, kind: str, window: int):
     """The root point p~ of max pooling: per row and channel, the largest value outside a
     window of `window` positions either side of the maximum. h (b, l, d) -> (p (b, d), argmax
@@ -349,8 +370,8 @@ class LRPPoolingRoot(Pooling):
             p, where, root = pooled_root_point(h.detach(), self.kind, params["window"])
             winner = h.gather(1, where[:, None, :]).squeeze(1)  # differentiable, value p
         else:
-            winner = POOLINGS[self.kind](h)
-            p, root = winner.detach(), params["pooled"].to(h.dtype)
+            p, winner = pooled_lrp0(h, self.kind)
+            p, root = p.detach(), params["pooled"].to(h.dtype)
         scale = (p - root) / stabilise(p, params["eps"], dim=-1)
         return keep_value(p, scale * winner, self.lrp.reference)
 

@@ -30,6 +30,8 @@ VARIANTS = {  # name: flags added to the default recipe's train step
     "default": [],
     "task-focus-0": ["--task-focus", "0"],
     "lr-halved": ["--lr", "2e-3", "--head-lr", "1e-2"],
+    "lse-pooling": ["--pooling", "lse"],
+    "max+mean-pooling": ["--pooling", "max+mean"],
 }
 STALLED = 0.55  # held-out macro auROC below which a replicate is counted as never having learned
 
@@ -83,7 +85,8 @@ def main(argv=None):
                      " ".join(str(r["epochs_run"]) for r in runs),
                      f"{tasks[int(np.argmin(per_task))]} {per_task.min():.3f}",
                      round(float(np.mean([r["train_seconds"] for r in runs])))])
-    others = "; ".join(f"{r[0]} {r[6]} of {r[2]}, mean {r[4]:.3f}" for r in rows)
+    others = "; ".join(f"{r[0]} {r[6]} of {r[2]} stalled, mean {r[4]:.3f}, best "
+                       f"{max(map(float, r[3].split())):.2f}" for r in rows)
     record("stalls", f"Single replicates on {args.dataset}: which settings leave the plateau",
            ["variant", "flags", "replicates", "held-out macro auROC per seed", "mean",
             "median", f"stalled (< {STALLED})", "epochs run per seed", "weakest task (mean)",
@@ -95,8 +98,9 @@ def main(argv=None):
                  "macro auROC on the dataset's held-out set; stalled: held-out macro auROC "
                  f"below {STALLED}. train (s): the sum of the epochs' times, one thread, "
                  "with other jobs beside (context only).",
-           headline=f"On {args.dataset}, single replicates stay at chance (held-out macro "
-                    f"auROC < {STALLED}) under every fine-tuning setting screened ({others})")
+           headline=f"On {args.dataset}, no fine-tuning setting screened both keeps single "
+                    f"replicates off chance (held-out macro auROC < {STALLED}) and lets them "
+                    f"learn as far as the default's best ({others})")
 
 
 if __name__ == "__main__":

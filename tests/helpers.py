@@ -48,7 +48,7 @@ def classifier(rcps=True, seed=0, n_tasks=3, pooling="mean", dtype=DT, d_model=1
     backbone = perturbed_model(cfg, seed=seed, dtype=dtype).caduceus
     model = CaduceusClassifier.from_backbone(backbone, names, pooling)
     with torch.no_grad():
-        model.head.linear.weight.copy_(randn(len(names), cfg.d_model, seed=seed + 2))
+        model.head.linear.weight.copy_(randn(*model.head.linear.weight.shape, seed=seed + 2))
         model.head.linear.bias.copy_(randn(len(names), seed=seed + 3))
     return model.to(dtype).eval()
 

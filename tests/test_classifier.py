@@ -27,7 +27,7 @@ def logits(model, **inputs):
         return model(**inputs).logits
 
 
-@pytest.mark.parametrize("pooling", ["mean", "max", "center"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "center", "lse", "max+mean"])
 def test_ps_classifier_is_rc_invariant(pooling):
     clf = classifier(rcps=True, pooling=pooling)
     ids = random_ids()
@@ -58,7 +58,9 @@ def test_ps_head_averages_the_two_strand_halves():
 def test_poolings_against_numpy():
     h = torch.randn(3, 6, 5, dtype=torch.float64)
     for pooling, ref in (("mean", h.numpy().mean(1)), ("max", h.numpy().max(1)),
-                         ("center", h.numpy()[:, 2:4].mean(1))):
+                         ("center", h.numpy()[:, 2:4].mean(1)),
+                         ("lse", np.log(np.exp(h.numpy()).mean(1))),
+                         ("max+mean", np.concatenate([h.numpy().max(1), h.numpy().mean(1)], 1))):
         head = EPIHead(5, 2, pooling).double()
         w, b = head.linear.weight.detach().numpy(), head.linear.bias.detach().numpy()
         np.testing.assert_allclose(head(h).detach().numpy(), ref @ w.T + b, rtol=1e-12)
@@ -102,16 +104,16 @@ def test_cnn_is_rc_invariant_and_shapes():
         CNNConfig(filters=0)
 
 
-@pytest.mark.parametrize("rcps", [True, False])
-def test_checkpoint_round_trip_weights_only(tmp_path, rcps):
-    clf = classifier(rcps=rcps, pooling="max", task_names=["a", "b", "c"], dtype=torch.float32)
+@pytest.mark.parametrize("rcps, pooling", [(True, "max"), (False, "max"), (True, "max+mean")])
+def test_checkpoint_round_trip_weights_only(tmp_path, rcps, pooling):
+    clf = classifier(rcps=rcps, pooling=pooling, task_names=["a", "b", "c"], dtype=torch.float32)
     path = tmp_path / "best_model.pt"
     save_finetuned(path, clf, extra={"epoch": 3, "metrics": {"val.x": 0.5}})
     raw = torch.load(path, weights_only=True)
     assert raw["model"] == "caduceus" and raw["extra"]["epoch"] == 3
     loaded = load_finetuned(path)
     assert loaded.task_names == ["a", "b", "c"] and not loaded.training
-    assert loaded.head.pooling == "max"
+    assert loaded.head.pooling == pooling
     ids = random_ids()
     torch.testing.assert_close(logits(loaded, input_ids=ids), logits(clf, input_ids=ids),
                                rtol=0, atol=0)

@@ -158,7 +158,7 @@ def test_linear_bias_relevance():
 # -- the whole model ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rcps", [True, False])
-@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize("pooling", ["mean", "max", "max+mean"])
 def test_conservation_float64(rcps, pooling):
     model, x = classifier(rcps, pooling=pooling), onehot()
     rel, bias, logits = lrp(model, x)

@@ -16,7 +16,7 @@ from caduceus_lrp.lrp_composites import (COMPOSITES, DEFAULT_COMPOSITE, MAMBALRP
 from caduceus_lrp.lrp_diagnostics import (pooled_positions, residual_only, shapley_weights,
                                           site_shapley)
 from caduceus_lrp.lrp_layers import (LRPCausalConv1dGamma, LRPLinear, LRPLinearEpsilon,
-                                     LRPLinearGamma, LRPPoolingRoot, Probe, RuleState,
+                                     LRPLinearGamma, LRPPooling, LRPPoolingRoot, Probe, RuleState,
                                      root_gate)
 from caduceus_lrp.sequence import flip_lc
 
@@ -153,6 +153,25 @@ def test_pooled_runner_up_root_point():
     torch.testing.assert_close(rh.sum((1, 2)) + rr, (p * up).sum(1), rtol=1e-12, atol=1e-13)
 
 
+def test_log_mean_exp_pooling_passes_softmax_shares_and_books_the_entropy_term():
+    """p = log mean_l exp(h) = sum_l w_l h_l + H(w) - log l: position l gets w_l h_l, the
+    reference H(w) - log l (derived with numpy)."""
+    h, up = randn(2, 7, 3, seed=1), randn(2, 3, seed=2)
+    pool = with_state(Pooling("lse"), LRPPooling)
+    out, rel, _, ref = relevance(pool, h, up)
+    a = h.numpy()
+    w = np.exp(a) / np.exp(a).sum(1, keepdims=True)
+    np.testing.assert_allclose(out.numpy(), np.log(np.exp(a).mean(1)), rtol=1e-13)
+    np.testing.assert_allclose(rel.numpy(), w * a * up.numpy()[:, None], rtol=1e-12, atol=1e-14)
+    entropy_term = -(w * np.log(w)).sum(1) - np.log(7)
+    np.testing.assert_allclose(ref.numpy(), (entropy_term * up.numpy()).sum(1), rtol=1e-12)
+    for kind, width in (("max", 3), ("mean", 3), ("max+mean", 6)):  # piecewise linear
+        up = randn(2, width, seed=3)
+        out, rel, _, ref = relevance(with_state(Pooling(kind), LRPPooling), h, up)
+        assert torch.equal(ref, torch.zeros(2, dtype=DT))  # nothing booked
+        torch.testing.assert_close(rel.sum((1, 2)), (out * up).sum(1), rtol=1e-13, atol=1e-14)
+
+
 def test_runner_up_needs_max_pooling():
     model = classifier(pooling="mean")
     with pytest.raises(InputError, match="runner-up root point needs max pooling"):
@@ -178,7 +197,7 @@ def composites_for(pooling):
 
 
 @pytest.mark.parametrize("rcps", [True, False])
-@pytest.mark.parametrize("pooling", ["max", "mean"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "lse", "max+mean"])
 def test_every_composite_conserves_in_float64(rcps, pooling):
     model, x = classifier(rcps, pooling=pooling), onehot(b=3)
     for name in composites_for(pooling):

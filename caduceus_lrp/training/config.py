@@ -38,7 +38,10 @@ class TrainConfig:
                                     "init), e.g. caduceus-ps_seqlen-1k_d_model-118_n_layer-4_lr-8e-3")
     unfreeze_layers: int = option(2, "top backbone layers that train (with the final norm and the "
                                      "head); the embedding and lower layers are frozen")
-    pooling: str = option("max", "pooling over length in the head", choices=tuple(POOLINGS))
+    pooling: str = option("max", "pooling over length in the head (lse: log-mean-exp, a smooth "
+                                 "max whose gradient reaches every position; max+mean: both "
+                                 "side by side)",
+                          choices=tuple(POOLINGS))
     gradient_checkpointing: bool = option(False, "recompute unfrozen layers in the backward pass "
                                                  "(saves memory on long sequences)")
     cnn_filters: int = option(64, "CNN baseline: number of convolution filters")
