@@ -26,6 +26,7 @@ SECTIONS = [  # (heading, result names in order); results not listed go to "Othe
                                                                      "generalization-holdout",
                                                                      "generalization-retry",
                                                                      "stalls",
+                                                                     "generalization-lse",
                                                                      "generalization-epochs5",
                                                                      "default-training-time"]),
     ("Attribution methods and LRP composites (experiments/)", ["attribution", "attribution-tasks",

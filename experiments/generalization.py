@@ -393,7 +393,9 @@ def main(argv=None):
                       if args.epochs else "On ")
                      + f"{len(defaults)} planted-motif datasets it was not tuned on"
                      + (f" ({'; '.join(scope)})" if scope else "")
-                     + f", the default recipe is within 0.01 of the CNN baseline's macro auROC "
+                     + ", the default recipe"
+                     + (f" with {' '.join(extra)}" if extra else "")
+                     + " is within 0.01 of the CNN baseline's macro auROC "
                      f"on {HOLDOUT_SEQUENCES} held-out sequences per dataset on "
                      f"{len(held_macro)} of {len(defaults)}, with no task 0.05 behind on "
                      f"{len(held_task)} of {len(defaults)} (on the datasets' own test splits: "
