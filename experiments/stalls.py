@@ -32,6 +32,7 @@ VARIANTS = {  # name: flags added to the default recipe's train step
     "lr-halved": ["--lr", "2e-3", "--head-lr", "1e-2"],
     "lse-pooling": ["--pooling", "lse"],
     "max+mean-pooling": ["--pooling", "max+mean"],
+    "batch-8": ["--batch-size", "8"],
 }
 STALLED = 0.55  # held-out macro auROC below which a replicate is counted as never having learned
 
