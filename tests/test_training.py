@@ -300,6 +300,33 @@ def test_replicates_keep_the_best_seed_and_equal_single_runs(tiny, tmp_path, mon
     assert "epoch 1" in (models / "replicates" / "seed-1" / "train.log").read_text()
 
 
+@pytest.mark.parametrize("chance_p, rounds", [(None, [[0, 1]]), (0.5, [[0, 1], [1000, 1001]]),
+                                             (0.01, [[0, 1]])])
+def test_a_round_is_added_only_when_the_best_is_tested_and_at_chance(tiny, tmp_path, monkeypatch,
+                                                                     chance_p, rounds):
+    """With rounds faked: p above CHANCE_P adds a round; p None (no validation task has both
+    classes, so no round could be told from chance either) and p below it do not."""
+    trained = []
+
+    def fake_round(configs, on_cpu, threads):
+        trained.append([c.train_seed for c in configs])
+        for c in configs:
+            os.makedirs(c.plots_dir)
+            with open(os.path.join(c.out_dir, "best_model.pt"), "w") as f:
+                f.write(f"seed {c.train_seed}")
+        return [{"val.macro_auroc": None if chance_p is None else 0.5 + c.train_seed / 1e4,
+                 "val.chance_p": chance_p} for c in configs]
+
+    monkeypatch.setattr(replicates_module, "_train_round", fake_round)
+    cfg = tiny_cfg(tiny, tmp_path / "r", model="cnn", replicates=2, chance_rounds=1)
+    metrics = replicates_module.run_replicates(cfg)
+    assert trained == rounds
+    assert ("replicates_at_chance" in metrics) == (len(rounds) > 1)
+    kept = max(rounds[-1]) if chance_p is not None else 0
+    assert metrics["chosen_seed"] == kept
+    assert (tmp_path / "r" / "models" / "best_model.pt").read_text() == f"seed {kept}"
+
+
 @pytest.mark.slow
 def test_replicates_at_chance_train_another_round(tiny, tmp_path, monkeypatch, caplog):
     """While the best replicate cannot be told from chance (here: a threshold no p-value is
