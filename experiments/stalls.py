@@ -75,19 +75,19 @@ def main(argv=None):
         results = [first, *pool.map(lambda j: replicate(args.dataset, *j, args.out), jobs[1:])]
     (args.out / f"stalls-{args.dataset}.json").write_text(json.dumps(results, indent=1))
     tasks = SUITE[args.dataset].tasks
-    rows = []
+    rows, verdicts = [], []
     for variant in args.variants:
         runs = [r for r in results if r["variant"] == variant]
         held = np.array([r["held_macro"] for r in runs])
         per_task = np.mean([r["held"] for r in runs], 0)
+        verdicts.append(f"{variant} {int((held < STALLED).sum())} of {len(runs)} stalled, mean "
+                        f"{held.mean():.3f}, best {held.max():.2f}")
         rows.append([variant, " ".join(VARIANTS[variant]) or "(none)", len(runs),
                      " ".join(f"{x:.2f}" for x in held), round(float(held.mean()), 3),
                      round(float(np.median(held)), 3), int((held < STALLED).sum()),
                      " ".join(str(r["epochs_run"]) for r in runs),
                      f"{tasks[int(np.argmin(per_task))]} {per_task.min():.3f}",
                      round(float(np.mean([r["train_seconds"] for r in runs])))])
-    others = "; ".join(f"{r[0]} {r[6]} of {r[2]} stalled, mean {r[4]:.3f}, best "
-                       f"{max(map(float, r[3].split())):.2f}" for r in rows)
     record("stalls", f"Single replicates on {args.dataset}: which settings leave the plateau",
            ["variant", "flags", "replicates", "held-out macro auROC per seed", "mean",
             "median", f"stalled (< {STALLED})", "epochs run per seed", "weakest task (mean)",
@@ -101,7 +101,7 @@ def main(argv=None):
                  "with other jobs beside (context only).",
            headline=f"On {args.dataset}, no fine-tuning setting screened both keeps single "
                     f"replicates off chance (held-out macro auROC < {STALLED}) and lets them "
-                    f"learn as far as the default's best ({others})")
+                    f"learn as far as the default's best ({'; '.join(verdicts)})")
 
 
 if __name__ == "__main__":
